@@ -1,0 +1,182 @@
+"""One error hierarchy for the SDK, the engine and the HTTP API.
+
+Every error carries an :class:`ErrorCode`; the HTTP layer maps codes to statuses in one
+place (``cove.server.errors``), and clients turn error JSON back into these classes.
+"""
+
+from __future__ import annotations
+
+import builtins
+from enum import Enum
+from typing import Any
+
+
+class ErrorCode(str, Enum):
+    """Stable, machine-readable error codes (also the ``code`` field of error JSON)."""
+
+    SDK_USAGE = "sdk_usage"
+    INVALID_INPUT = "invalid_input"
+    SERIALIZATION = "serialization_error"
+    DESERIALIZATION = "deserialization_error"
+    APPLICATION_NOT_FOUND = "application_not_found"
+    REQUEST_NOT_FOUND = "request_not_found"
+    DEPLOY_FAILED = "deploy_failed"
+    CONFLICT = "conflict"
+    REQUEST_NOT_FINISHED = "request_not_finished"
+    REQUEST_FAILED = "request_failed"
+    REQUEST_ERROR = "request_error"
+    FUNCTION_ERROR = "function_error"
+    FUNCTION_TIMEOUT = "function_timeout"
+    CANCELLED = "cancelled"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal_error"
+
+
+class CoveError(Exception):
+    """Base of every error Cove raises. ``code`` says what kind of failure it is."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details: dict[str, Any] = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data: ``{"code", "message", **details}``."""
+        return {"code": self.code.value, "message": self.message, **self.details}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (container -> server -> parent container).
+        return (_rebuild_error, (type(self), self.message, self.code, self.details))
+
+
+def _rebuild_error(
+    cls: type[CoveError], message: str, code: ErrorCode, details: dict[str, Any]
+) -> CoveError:
+    err = cls.__new__(cls)
+    CoveError.__init__(err, message, code=code, **details)
+    return err
+
+
+class SDKUsageError(CoveError):
+    """The SDK was used against its rules (bad decorator arguments, bad signature, ...)."""
+
+    code = ErrorCode.SDK_USAGE
+
+
+class InvalidInputError(CoveError):
+    """A request's input does not match the application's signature."""
+
+    code = ErrorCode.INVALID_INPUT
+
+
+class SerializationError(CoveError):
+    """A value could not be serialized (not JSON-compatible with its hint, or not picklable)."""
+
+    code = ErrorCode.SERIALIZATION
+
+
+class DeserializationError(CoveError):
+    """Bytes could not be turned back into the value their type hint promises."""
+
+    code = ErrorCode.DESERIALIZATION
+
+
+class NotFoundError(CoveError):
+    """An application, version or request does not exist."""
+
+    code = ErrorCode.APPLICATION_NOT_FOUND
+
+
+class DeployError(CoveError):
+    """Deploying code failed: it did not import, or its decorators were misused."""
+
+    code = ErrorCode.DEPLOY_FAILED
+
+
+class ConflictError(CoveError):
+    """The operation conflicts with the current state (e.g. idempotency key reuse)."""
+
+    code = ErrorCode.CONFLICT
+
+
+class RequestNotFinished(CoveError):
+    """The request has no output yet."""
+
+    code = ErrorCode.REQUEST_NOT_FINISHED
+
+
+class UnavailableError(CoveError):
+    """The server is shutting down or not ready."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class InternalError(CoveError):
+    """A bug or an unexpected failure inside Cove itself."""
+
+    code = ErrorCode.INTERNAL
+
+
+class RequestError(CoveError):
+    """Raised by user code to fail the whole request at once, without retries."""
+
+    code = ErrorCode.REQUEST_ERROR
+
+
+class FunctionError(CoveError):
+    """A function call failed (after its retries). ``function_name`` names the function."""
+
+    code = ErrorCode.FUNCTION_ERROR
+
+    @property
+    def function_name(self) -> str | None:
+        name = self.details.get("function_name")
+        return name if isinstance(name, str) else None
+
+
+class TimeoutError(FunctionError, builtins.TimeoutError):  # noqa: A001 - the SDK's name
+    """A function call or a wait ran past its timeout."""
+
+    code = ErrorCode.FUNCTION_TIMEOUT
+
+
+class RequestFailed(CoveError):
+    """A request finished without output: it failed or was cancelled."""
+
+    code = ErrorCode.REQUEST_FAILED
+
+
+_BY_CODE: dict[str, type[CoveError]] = {
+    ErrorCode.SDK_USAGE.value: SDKUsageError,
+    ErrorCode.INVALID_INPUT.value: InvalidInputError,
+    ErrorCode.SERIALIZATION.value: SerializationError,
+    ErrorCode.DESERIALIZATION.value: DeserializationError,
+    ErrorCode.APPLICATION_NOT_FOUND.value: NotFoundError,
+    ErrorCode.REQUEST_NOT_FOUND.value: NotFoundError,
+    ErrorCode.DEPLOY_FAILED.value: DeployError,
+    ErrorCode.CONFLICT.value: ConflictError,
+    ErrorCode.REQUEST_NOT_FINISHED.value: RequestNotFinished,
+    ErrorCode.REQUEST_FAILED.value: RequestFailed,
+    ErrorCode.REQUEST_ERROR.value: RequestFailed,
+    ErrorCode.FUNCTION_ERROR.value: RequestFailed,
+    ErrorCode.FUNCTION_TIMEOUT.value: RequestFailed,
+    ErrorCode.CANCELLED.value: RequestFailed,
+    ErrorCode.UNAVAILABLE.value: UnavailableError,
+    ErrorCode.INTERNAL.value: InternalError,
+}
+
+
+def error_from_dict(data: dict[str, Any]) -> CoveError:
+    """Rebuild an error from its JSON form (as the HTTP API sends it)."""
+    code = str(data.get("code", ErrorCode.INTERNAL.value))
+    cls = _BY_CODE.get(code, InternalError)
+    details = {k: v for k, v in data.items() if k not in ("code", "message")}
+    try:
+        err_code = ErrorCode(code)
+    except ValueError:
+        err_code = ErrorCode.INTERNAL
+    return cls(str(data.get("message", "")), code=err_code, **details)

@@ -1,0 +1,1 @@
+"""The SDK: decorators, calls, futures, request context, serialization and runners."""

@@ -1,0 +1,126 @@
+"""HTTP client of a Cove server, used by ``run_remote_application`` and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cove.errors import CoveError, InternalError, UnavailableError, error_from_dict
+from cove.sdk.file import File
+
+DEFAULT_URL = "http://127.0.0.1:8900"
+
+
+def server_url(explicit: str | None = None) -> str:
+    """The server URL: the argument, else ``COVE_URL``, else the default."""
+    return (explicit or os.environ.get("COVE_URL") or DEFAULT_URL).rstrip("/")
+
+
+class Client:
+    """A thin client over the HTTP API; errors come back as :class:`cove.CoveError`."""
+
+    def __init__(self, url: str | None = None, timeout: float = 60.0) -> None:
+        self.url = server_url(url)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot reach the Cove server at {self.url}: {exc}") from None
+        if response.status_code >= 400 and response.status_code != 202:
+            raise _error_of(response)
+        return response
+
+    # -- applications -------------------------------------------------------------------
+    def deploy(self, path: Path) -> dict[str, Any]:
+        files = {"code": (path.name, path.read_bytes(), "text/x-python")}
+        result: dict[str, Any] = self._send("POST", "/applications", files=files).json()
+        return result
+
+    def applications(self) -> list[dict[str, Any]]:
+        apps: list[dict[str, Any]] = self._send("GET", "/applications").json()["applications"]
+        return apps
+
+    def application(self, app: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._send("GET", f"/applications/{app}").json()
+        return result
+
+    def delete_application(self, app: str) -> None:
+        self._send("DELETE", f"/applications/{app}")
+
+    # -- requests -----------------------------------------------------------------------
+    def invoke(
+        self,
+        app: str,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        wait: float | None = None,
+    ) -> httpx.Response:
+        params = {"wait": str(wait)} if wait is not None else None
+        return self._send(
+            "POST",
+            f"/applications/{app}",
+            content=content,
+            headers=headers,
+            data=data,
+            files=files,
+            params=params,
+            timeout=None if wait is None else wait + 30,
+        )
+
+    def request(self, app: str, request_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._send(
+            "GET", f"/applications/{app}/requests/{request_id}"
+        ).json()
+        return result
+
+    def requests(self, app: str, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        result: dict[str, Any] = self._send(
+            "GET", f"/applications/{app}/requests", params=params
+        ).json()
+        return result
+
+    def output(self, app: str, request_id: str, wait: float | None = None) -> httpx.Response:
+        params = {"wait": str(wait)} if wait is not None else None
+        return self._send(
+            "GET",
+            f"/applications/{app}/requests/{request_id}/output",
+            params=params,
+            timeout=None if wait is None else wait + 30,
+        )
+
+
+def _error_of(response: httpx.Response) -> CoveError:
+    try:
+        body = response.json()
+        return error_from_dict(body["error"])
+    except (ValueError, KeyError, TypeError):
+        return InternalError(f"HTTP {response.status_code}: {response.text[:500]}")
+
+
+def decode_output(response: httpx.Response) -> Any:
+    """An output response as Python: parsed JSON, or a :class:`File` for other types."""
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        return json.loads(response.content)
+    return File(response.content, content_type or "application/octet-stream")

@@ -1,0 +1,185 @@
+"""The request context: which request and call the running code belongs to.
+
+A :class:`CallScope` is set while a function's body runs; SDK calls made from that body
+(child calls, state, progress, metrics) go through the scope's :class:`Backend`, which is
+the container's channel to the server, or the local runner.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from concurrent.futures import Future as ConcurrentFuture
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cove.errors import SDKUsageError
+
+
+@dataclass
+class CallSpec:
+    """One child call to start: its durable id, the function, and its arguments."""
+
+    call_id: str
+    function_name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class Backend(Protocol):
+    """Where the SDK sends what a running function asks for."""
+
+    def start_calls(
+        self, scope: CallScope, specs: list[CallSpec]
+    ) -> list[ConcurrentFuture[Any]]: ...
+
+    def state_get(self, scope: CallScope, key: str) -> tuple[bool, Any]: ...
+
+    def state_set(self, scope: CallScope, key: str, value: Any) -> None: ...
+
+    def progress(self, scope: CallScope, current: float, total: float, message: str | None) -> None:
+        ...
+
+    def metric(self, scope: CallScope, kind: str, name: str, value: float) -> None: ...
+
+
+@dataclass
+class CallScope:
+    """The running call: its request, durable id and the counter for its children's ids.
+
+    Child ids are ``f"{call_id}.{position}"``; positions are handed out in the order the
+    body issues calls, so a re-run of the same body finds the same ids in the journal.
+    """
+
+    request_id: str
+    call_id: str
+    function_name: str
+    backend: Backend
+    _next: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_position(self) -> int:
+        with self._lock:
+            pos = self._next
+            self._next += 1
+            return pos
+
+    def child_id(self) -> str:
+        return f"{self.call_id}.{self.next_position()}"
+
+
+_current: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar(
+    "cove_call_scope", default=None
+)
+# Threads the user starts do not inherit context variables; when exactly one call runs in
+# this process, its scope is the fallback (see docs/concepts.md, "call ids and threads").
+_process_scopes: dict[int, CallScope] = {}
+_process_lock = threading.Lock()
+
+
+def current_scope() -> CallScope | None:
+    """The scope of the call running in this thread, if any."""
+    scope = _current.get()
+    if scope is not None:
+        return scope
+    with _process_lock:
+        if len(_process_scopes) == 1:
+            return next(iter(_process_scopes.values()))
+    return None
+
+
+def enter_scope(scope: CallScope) -> contextvars.Token[CallScope | None]:
+    with _process_lock:
+        _process_scopes[id(scope)] = scope
+    return _current.set(scope)
+
+
+def exit_scope(scope: CallScope, token: contextvars.Token[CallScope | None]) -> None:
+    with _process_lock:
+        _process_scopes.pop(id(scope), None)
+    try:
+        _current.reset(token)
+    except ValueError:  # reset from another context (async function finished elsewhere)
+        _current.set(None)
+
+
+def require_scope(what: str) -> CallScope:
+    scope = current_scope()
+    if scope is None:
+        raise SDKUsageError(
+            f"{what} is only available inside a Cove function call "
+            "(run the application with run_local_application or on a Cove server)"
+        )
+    return scope
+
+
+class RequestState:
+    """Key-value state shared by every function call of one request."""
+
+    def __init__(self, scope: CallScope) -> None:
+        self._scope = scope
+
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value`` (any picklable object) under ``key`` for this request."""
+        if not isinstance(key, str) or not key:
+            raise SDKUsageError(f"state key must be a non-empty string, got {key!r}")
+        self._scope.backend.state_set(self._scope, key, value)
+
+    def get(self, key: str, default: Any | None = None) -> Any | None:
+        """The value stored under ``key``, or ``default`` when there is none."""
+        found, value = self._scope.backend.state_get(self._scope, key)
+        return value if found else default
+
+
+class RequestProgress:
+    """Progress updates of the running call; each update also resets its timeout."""
+
+    def __init__(self, scope: CallScope) -> None:
+        self._scope = scope
+
+    def update(self, current: float, total: float, message: str | None = None) -> None:
+        """Report that ``current`` of ``total`` units of work are done."""
+        if total < 0 or current < 0:
+            raise SDKUsageError("progress current and total must not be negative")
+        self._scope.backend.progress(self._scope, float(current), float(total), message)
+
+
+class RequestMetrics:
+    """Custom metrics recorded with the request."""
+
+    def __init__(self, scope: CallScope) -> None:
+        self._scope = scope
+
+    def timer(self, name: str, value: float) -> None:
+        """Record a duration in seconds."""
+        self._scope.backend.metric(self._scope, "timer", name, float(value))
+
+    def counter(self, name: str, value: int = 1) -> None:
+        """Increment the counter ``name`` by ``value`` (counters start at 0)."""
+        self._scope.backend.metric(self._scope, "counter", name, float(value))
+
+
+class RequestContext:
+    """Information about, and APIs of, the request the current call belongs to.
+
+    Use ``RequestContext.get()`` inside a function.
+    """
+
+    def __init__(self, scope: CallScope) -> None:
+        self._scope = scope
+        self.state = RequestState(scope)
+        self.progress = RequestProgress(scope)
+        self.metrics = RequestMetrics(scope)
+
+    @property
+    def request_id(self) -> str:
+        return self._scope.request_id
+
+    @property
+    def function_call_id(self) -> str:
+        return self._scope.call_id
+
+    @classmethod
+    def get(cls) -> RequestContext:
+        """The context of the request the calling code runs in."""
+        return cls(require_scope("RequestContext.get()"))

@@ -1,0 +1,120 @@
+"""Running one function call's body: shared by the container worker and the local runner."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import traceback
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from cove.errors import CoveError, FunctionError, RequestError
+from cove.sdk.context import CallScope, CallSpec, enter_scope, exit_scope
+from cove.sdk.decorators import instance_of
+from cove.sdk.function import Function
+from cove.sdk.future import Future
+
+
+@dataclass
+class TailCall:
+    """The body returned an unstarted Future: its call's output becomes this call's output."""
+
+    spec: CallSpec
+
+
+@dataclass
+class Failure:
+    """Why a call's body failed, in a form that crosses processes.
+
+    ``reason`` is ``function_error`` (retryable), ``request_error`` (fails the request at
+    once) or ``child_failed`` (an uncaught failure of a child; retrying would fail again).
+    """
+
+    reason: str
+    function_name: str
+    message: str
+    error_type: str
+    traceback: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "function_name": self.function_name,
+            "message": self.message,
+            "error_type": self.error_type,
+            "traceback": self.traceback,
+        }
+
+    def retryable(self) -> bool:
+        return self.reason == "function_error"
+
+
+def classify(function_name: str, exc: BaseException) -> Failure:
+    """Turn an exception raised by a body into a :class:`Failure`."""
+    tb = "".join(traceback.format_exception(exc))
+    if isinstance(exc, RequestError):
+        return Failure("request_error", function_name, exc.message, "RequestError", tb)
+    if isinstance(exc, FunctionError):
+        # A child's failure the body did not handle: name the child that failed.
+        return Failure(
+            "child_failed",
+            exc.function_name or function_name,
+            exc.message,
+            str(exc.details.get("error_type", type(exc).__name__)),
+            tb,
+        )
+    message = exc.message if isinstance(exc, CoveError) else str(exc)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return Failure("function_error", function_name, text, type(exc).__name__, tb)
+
+
+class _AsyncLoop:
+    """One event loop thread per process for ``async def`` functions."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, daemon=True, name="cove-async"
+                ).start()
+                self._loop = loop
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop()).result()
+
+
+async_loop = _AsyncLoop()
+
+
+def run_body(fn: Function, scope: CallScope, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run ``fn``'s body under ``scope``. Returns its value, or a :class:`TailCall`."""
+    call_args = (instance_of(fn.cls), *args) if fn.cls is not None else args
+    if fn.is_async:
+
+        async def scoped() -> Any:
+            token = enter_scope(scope)
+            try:
+                return await fn.fn(*call_args, **kwargs)
+            finally:
+                exit_scope(scope, token)
+
+        result = async_loop.run(scoped())
+    else:
+        token = enter_scope(scope)
+        try:
+            result = fn.fn(*call_args, **kwargs)
+        finally:
+            exit_scope(scope, token)
+    if isinstance(result, Future):
+        spec = result.tail_call_spec()
+        if spec is not None:
+            return TailCall(spec)
+        return result.result()
+    return result

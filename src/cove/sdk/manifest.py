@@ -1,0 +1,90 @@
+"""Manifests: what a deployed file holds, as JSON the server can keep without the code."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from cove.errors import SDKUsageError
+from cove.sdk.codec import application_signature
+from cove.sdk.decorators import registered_functions
+from cove.sdk.function import Function
+
+
+def load_module(path: Path, module_name: str | None = None) -> ModuleType:
+    """Import a Python file as a module named after its stem (so pickles find it again)."""
+    name = module_name or path.stem
+    if not name.isidentifier():
+        raise SDKUsageError(f"{path.name}: the file name must be a valid Python module name")
+    directory = str(path.parent.resolve())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SDKUsageError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def function_manifest(fn: Function) -> dict[str, Any]:
+    if fn.is_method and fn.cls is None:
+        raise SDKUsageError(
+            f"@function {fn.name} is a method: decorate its class {fn.class_name} with @cls()"
+        )
+    data = fn.config.to_dict()
+    data.update(
+        name=fn.name,
+        class_name=fn.class_name,
+        is_async=fn.is_async,
+        init_timeout=getattr(fn.cls, "__cove_init_timeout__", None) if fn.cls else None,
+    )
+    return data
+
+
+def application_manifest(fn: Function) -> dict[str, Any]:
+    assert fn.application is not None
+    sig = application_signature(fn)
+    return {
+        "name": fn.name,
+        "function": fn.name,
+        "description": fn.config.description or (fn.fn.__doc__ or "").strip(),
+        "tags": dict(fn.application.tags),
+        "retries": fn.application.retries.to_dict(),
+        "region": fn.application.region,
+        "parameters": [
+            {
+                "name": p.name,
+                "required": p.required,
+                "is_file": p.is_file,
+                "schema": p.schema(),
+            }
+            for p in sig.parameters
+        ],
+        "return_schema": sig.return_schema(),
+        "returns_file": sig.returns_file,
+    }
+
+
+def module_manifest(module_name: str) -> dict[str, Any]:
+    """The manifest of every function and application defined in a module."""
+    functions = registered_functions(module_name)
+    apps = [application_manifest(f) for f in functions.values() if f.application is not None]
+    if not apps:
+        raise SDKUsageError(
+            f"module {module_name} defines no application: decorate an entry point with "
+            "@application() above @function()"
+        )
+    return {
+        "module": module_name,
+        "applications": apps,
+        "functions": [function_manifest(f) for f in functions.values()],
+    }
