@@ -1,0 +1,1 @@
+"""The engine: deployments, request lifecycle, durable call routing, container pools."""

@@ -1,0 +1,174 @@
+"""Deployments: code in, immutable versions out.
+
+Deploying a file inspects it in a separate process (user code never runs in the server),
+stores the code by content hash, and records a new version of every application in it.
+A version's code and manifest never change afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cove.blobs import BlobStore
+from cove.errors import DeployError, InvalidInputError, NotFoundError
+from cove.store import Store
+from cove.store import journal as j
+
+_INSPECT_TIMEOUT = 120.0
+
+
+@dataclass
+class Version:
+    """One immutable version of an application."""
+
+    app: str
+    version: int
+    module: str
+    filename: str
+    code_blob: str
+    manifest: dict[str, Any]
+    created_at: float
+    code_dir: Path
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.functions = {f["name"]: f for f in self.manifest["functions"]}
+
+    @property
+    def application(self) -> dict[str, Any]:
+        for app in self.manifest["applications"]:
+            if app["name"] == self.app:
+                return dict(app)
+        raise KeyError(self.app)
+
+    def function(self, name: str) -> dict[str, Any] | None:
+        return self.functions.get(name)
+
+
+class Deployments:
+    """The versions of every application, cached in memory."""
+
+    def __init__(self, store: Store, blobs: BlobStore, data_dir: Path) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.code_root = data_dir / "code"
+        self.versions: dict[tuple[str, int], Version] = {}
+        self.latest: dict[str, int] = {}
+
+    async def load(self) -> None:
+        rows = await self.store.read(j.all_versions)
+        for row in rows:
+            self._remember(row)
+            self.latest[row["app"]] = row["latest_version"]
+
+    def _remember(self, row: dict[str, Any]) -> Version:
+        code_dir = self.code_root / row["code_blob"]
+        path = code_dir / row["filename"]
+        if not path.exists():
+            code_dir.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(self.blobs.get(row["code_blob"]))
+        version = Version(
+            app=row["app"],
+            version=row["version"],
+            module=row["module"],
+            filename=row["filename"],
+            code_blob=row["code_blob"],
+            manifest=json.loads(row["manifest"]),
+            created_at=row["created_at"],
+            code_dir=code_dir,
+        )
+        self.versions[(version.app, version.version)] = version
+        return version
+
+    def get(self, app: str, version: int | None = None) -> Version:
+        number = version if version is not None else self.latest.get(app)
+        found = self.versions.get((app, number)) if number is not None else None
+        if found is None:
+            raise NotFoundError(f"application {app!r} is not deployed", application=app)
+        return found
+
+    def apps(self) -> list[Version]:
+        return [self.versions[(app, v)] for app, v in sorted(self.latest.items())]
+
+    async def deploy(self, filename: str, code: bytes) -> list[Version]:
+        """Inspect and store ``code``; returns the new version of each application in it."""
+        if not filename.endswith(".py") or not Path(filename).stem.isidentifier():
+            raise InvalidInputError(
+                f"code file name {filename!r} must be a Python module name ending in .py"
+            )
+        manifest = await _inspect(Path(filename).name, code)
+        loop = asyncio.get_running_loop()
+        blob = await loop.run_in_executor(None, self.blobs.put, code)
+        manifest_json = json.dumps(manifest)
+        now = time.time()
+        module = manifest["module"]
+        names = [a["name"] for a in manifest["applications"]]
+
+        def write(conn: Any) -> list[dict[str, Any]]:
+            rows = []
+            for name in names:
+                number = j.insert_version(conn, name, module, filename, blob, manifest_json, now)
+                rows.append(
+                    {
+                        "app": name,
+                        "version": number,
+                        "module": module,
+                        "filename": filename,
+                        "code_blob": blob,
+                        "manifest": manifest_json,
+                        "created_at": now,
+                    }
+                )
+            return rows
+
+        rows = await self.store.write(write)
+        versions = [self._remember(row) for row in rows]
+        for v in versions:
+            self.latest[v.app] = v.version
+        return versions
+
+    async def delete(self, app: str) -> None:
+        self.get(app)
+        await self.store.write(lambda conn: j.delete_application(conn, app))
+        self.latest.pop(app, None)
+        for key in [k for k in self.versions if k[0] == app]:
+            del self.versions[key]
+
+
+async def _inspect(filename: str, code: bytes) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cove-deploy-") as tmp:
+        path = Path(tmp) / filename
+        out = Path(tmp) / "manifest.json"
+        path.write_bytes(code)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cove.runtime.inspect",
+            str(path),
+            str(out),
+            cwd=tmp,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            printed, _ = await asyncio.wait_for(process.communicate(), _INSPECT_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            raise DeployError(
+                f"{filename}: importing the code took longer than {_INSPECT_TIMEOUT:g} s"
+            ) from None
+        if not out.exists():
+            tail = printed.decode(errors="replace")[-2000:]
+            raise DeployError(f"{filename}: the code could not be inspected: {tail}")
+        result: dict[str, Any] = json.loads(out.read_text())
+    if "error" in result:
+        raise DeployError(f"{filename}: {result['error']}")
+    return result

@@ -1,0 +1,540 @@
+"""The engine: accepts requests, routes durable calls between containers, finishes requests.
+
+Everything here runs on the server's event loop; durable writes go through the store's
+single writer. A call's output reaches its parent (and a request's answer its client)
+only after the journal has committed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+from cove.blobs import BlobStore, LocalBlobStore
+from cove.engine.deployments import Deployments, Version
+from cove.engine.ids import new_request_id
+from cove.engine.model import Call, RequestRun, Waiter
+from cove.engine.pool import Pool, PoolHooks, Slot
+from cove.engine.settings import Settings
+from cove.runtime.base import ContainerRuntime
+from cove.runtime.local import LocalProcessRuntime
+from cove.sdk.retries import Retries
+from cove.store import Store, open_store
+from cove.store import journal as j
+
+log = logging.getLogger(__name__)
+MACHINE_REASONS = ("container_lost",)
+
+
+class Payloads:
+    """Small payloads stay in journal rows; large ones go to the blob store."""
+
+    def __init__(self, blobs: BlobStore, limit: int) -> None:
+        self.blobs = blobs
+        self.limit = limit
+
+    def keep(self, data: bytes) -> j.Payload:
+        if len(data) <= self.limit:
+            return j.Payload(inline=data)
+        return j.Payload(blob=self.blobs.put(data))
+
+    def load(self, payload: j.Payload) -> bytes:
+        if payload.inline is not None:
+            return payload.inline
+        if payload.blob is not None:
+            return self.blobs.get(payload.blob)
+        return b""
+
+
+class Engine(PoolHooks):
+    """Requests, calls and pools of one server."""
+
+    def __init__(
+        self, settings: Settings, runtime: ContainerRuntime | None = None
+    ) -> None:
+        self.settings = settings
+        data_dir = Path(settings.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        sync = settings.sqlite_synchronous.upper()
+        self.store: Store = open_store(settings.database(), sync)
+        self.blobs = LocalBlobStore(data_dir / "blobs", fsync=sync in ("FULL", "EXTRA"))
+        self.payloads = Payloads(self.blobs, settings.inline_payload_limit)
+        self.runtime = runtime or LocalProcessRuntime(data_dir)
+        self.deployments = Deployments(self.store, self.blobs, data_dir)
+        self.live: dict[str, RequestRun] = {}
+        self.pools: dict[tuple[str, int, str], Pool] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._janitor: asyncio.Task[None] | None = None
+        self.accepting = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Stop orphaned containers, load deployments, resume unfinished requests."""
+        self._loop = asyncio.get_running_loop()
+        self.runtime.reap_orphans()
+        await self.deployments.load()
+        await self._recover()
+        self._janitor = self._loop.create_task(self._reap_idle())
+        self.accepting = True
+
+    async def stop(self) -> None:
+        self.accepting = False
+        if self._janitor is not None:
+            self._janitor.cancel()
+        for pool in list(self.pools.values()):
+            await pool.stop()
+        await self.runtime.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+
+    async def _reap_idle(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, self.settings.container_idle_timeout))
+            for pool in list(self.pools.values()):
+                await pool.stop_idle(self.settings.container_idle_timeout)
+
+    async def _recover(self) -> None:
+        rows = await self.store.read(j.unfinished_requests)
+        for row in rows:
+            try:
+                version = self.deployments.get(row["app"], row["version"])
+            except Exception:
+                await self.store.write(
+                    lambda c, rid=row["id"]: j.finish_request(
+                        c, rid, "failed", time.time(), error=_internal("version is gone")
+                    )
+                )
+                continue
+            run = RequestRun(row["id"], version, status=row["status"])
+            calls = await self.store.read(lambda c, rid=row["id"]: j.calls_of(c, rid))
+            state = await self.store.read(lambda c, rid=row["id"]: j.state_of(c, rid))
+            run.state = {k: self.payloads.load(v) for k, v in state.items()}  # type: ignore[misc]
+            root = self._recover_calls(run, calls)
+            self.live[run.id] = run
+            if root is not None:
+                self._pool(version, root.function).submit(root)
+        if rows:
+            log.info("resumed %d unfinished request(s)", len(rows))
+
+    def _recover_calls(self, run: RequestRun, rows: list[dict[str, Any]]) -> Call | None:
+        root: Call | None = None
+        for row in rows:
+            if row["status"] not in ("succeeded", "failed") and row["call_id"] != "0":
+                continue  # re-issued by its parent when the parent runs again
+            args = self.payloads.load(j.Payload(row["args_inline"], row["args_blob"]))
+            call = Call(
+                run, row["call_id"], row["function"], None, row["input_mode"],
+                row["output_mode"], args if row["call_id"] == "0" else b"",
+                status=row["status"], attempts=row["attempts"],
+            )
+            if call.status == "succeeded":
+                call.output = self.payloads.load(j.Payload(row["output_inline"], row["output_blob"]))
+                call.content_type = row["content_type"]
+            elif call.status == "failed":
+                import json
+
+                call.failure = json.loads(row["error"]) if row["error"] else _internal("failed")
+            else:
+                call.status, root = "pending", call
+            run.calls[call.call_id] = call
+        return root
+
+    # -- requests -----------------------------------------------------------------------
+    async def invoke(
+        self,
+        app: str,
+        values: dict[str, Any],
+        idempotency_key: str | None = None,
+        body_hash: str | None = None,
+    ) -> tuple[str, bool]:
+        """Accept a request; returns ``(request_id, created)`` once it is durable."""
+        version = self.deployments.get(app)
+        entry = version.application["function"]
+        args = pickle.dumps(values, protocol=5)
+        now = time.time()
+        rid = new_request_id()
+        request = {
+            "id": rid, "app": app, "version": version.version, "status": "pending",
+            "created_at": now, "idempotency_key": idempotency_key,
+            "idempotency_hash": body_hash,
+        }
+
+        def write(conn: Any) -> tuple[str, bool]:
+            payload = self.payloads.keep(args)
+            root = _call_row(rid, "0", entry, None, "json", f"json:{entry}", payload, now)
+            return j.create_request(conn, request, root)
+
+        request_id, created = await self.store.write(write)
+        if created:
+            run = RequestRun(rid, version)
+            root = Call(run, "0", entry, None, "json", f"json:{entry}", args)
+            run.calls["0"] = root
+            self.live[rid] = run
+            self._pool(version, entry).submit(root)
+        return request_id, created
+
+    async def wait(self, request_id: str, timeout: float) -> None:
+        run = self.live.get(request_id)
+        if run is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.done.wait(), timeout)
+
+    async def cancel(self, request_id: str, reason: str = "cancelled") -> bool:
+        run = self.live.get(request_id)
+        if run is None:
+            return False
+        error = {"reason": "cancelled", "function_name": None, "message": reason}
+        await self._finish_request(run, "cancelled", error=error)
+        return True
+
+    async def delete_application(self, app: str) -> None:
+        """Cancel the application's live requests, stop its containers, forget it."""
+        self.deployments.get(app)
+        for run in [r for r in self.live.values() if r.app == app]:
+            await self.cancel(run.id, "the application was deleted")
+        for key in [k for k in self.pools if k[0] == app]:
+            await self.pools.pop(key).stop()
+        await self.deployments.delete(app)
+
+    def _pool(self, version: Version, function: str) -> Pool:
+        key = (version.app, version.version, function)
+        pool = self.pools.get(key)
+        if pool is None:
+            manifest = version.function(function)
+            assert manifest is not None, function
+            pool = Pool(version, manifest, self.runtime, self, self.settings.default_max_containers)
+            self.pools[key] = pool
+        return pool
+
+    def _retries(self, call: Call) -> Retries:
+        fn = call.run.version.function(call.function) or {}
+        policy = fn.get("retries") or call.run.version.application["retries"]
+        return Retries.from_dict(policy)
+
+    # -- frames from containers ---------------------------------------------------------
+    def on_dispatch(self, call: Call) -> None:
+        run, now, attempts = call.run, time.time(), call.attempts
+        first = run.status == "pending"
+        run.status = "running"
+
+        def write(conn: Any) -> None:
+            j.start_call(conn, run.id, call.call_id, attempts, now)
+            if first:
+                j.mark_request_running(conn, run.id)
+
+        self.store.submit(write)
+
+    def on_frame(self, slot: Slot, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "calls":
+            self._children(slot, msg[1], msg[2], msg[3])
+        elif kind in ("done", "failed", "tail"):
+            call = slot.calls.get(f"{msg[2]}@{msg[1]}")
+            if call is None:
+                return
+            slot.pool.release(slot, call)
+            if kind == "done":
+                self._succeed(call, msg[3], msg[4])
+            elif kind == "failed":
+                self._attempt_failed(call, msg[3])
+            else:
+                self._tail(call, msg[3], msg[4], msg[5])
+        elif kind == "state_get":
+            run = self.live.get(msg[2])
+            data = run.state.get(msg[3]) if run else None
+            slot.container.send(("state", msg[1], data is not None, data))
+        elif kind == "state_set":
+            self._set_state(slot, msg[1], msg[2], msg[3], msg[4])
+        elif kind == "progress":
+            row = {"request_id": msg[1], "call_id": msg[2], "current": msg[3], "total": msg[4],
+                   "message": msg[5], "created_at": time.time()}
+            self.store.submit(lambda c: j.add_progress(c, row))
+        elif kind == "metric":
+            row = {"request_id": msg[1], "call_id": msg[2], "kind": msg[3], "name": msg[4],
+                   "value": msg[5], "created_at": time.time()}
+            self.store.submit(lambda c: j.add_metric(c, row))
+
+    def _children(
+        self, slot: Slot, request_id: str, parent_id: str, items: list[tuple[Any, ...]]
+    ) -> None:
+        run = self.live.get(request_id)
+        parent = run.calls.get(parent_id) if run is not None else None
+        if run is None or parent is None or run.finished:
+            for token, *_ in items:
+                slot.container.send(("result", token, False, _internal("request finished")))
+            return
+        fresh: list[Call] = []
+        now = time.time()
+        for token, call_id, function, payload in items:
+            call = run.calls.get(call_id)
+            if call is None:
+                if run.version.function(function) is None:
+                    failure = _internal(f"function {function} is not part of this deployment")
+                    slot.container.send(("result", token, False, failure))
+                    continue
+                call = Call(run, call_id, function, parent, "pickle", "pickle", payload)
+                run.calls[call_id] = call
+                fresh.append(call)
+            if call.finished:
+                self._answer(slot, token, call)
+                continue
+            call.waiters.append(Waiter(slot, token, parent, parent.attempts))
+            parent.children_waiting += 1
+        if fresh:
+            rows = [(c.call_id, c.function, c.args) for c in fresh]
+
+            def insert(conn: Any) -> None:
+                for call_id, function, args in rows:
+                    row = _call_row(request_id, call_id, function, parent_id, "pickle", "pickle",
+                                    self.payloads.keep(args), now)
+                    j.insert_call(conn, row)
+
+            self.store.submit(insert)
+        if parent.children_waiting and parent.slot is not None:
+            parent.slot.pool.borrow(parent)
+        for call in fresh:
+            self._pool(run.version, call.function).submit(call)
+
+    def _answer(self, slot: Slot, token: int, call: Call) -> None:
+        if call.status == "succeeded":
+            slot.container.send(("result", token, True, call.output))
+        else:
+            slot.container.send(("result", token, False, call.failure))
+
+    def _tail(self, call: Call, child_id: str, function: str, payload: bytes) -> None:
+        run = call.run
+        call.status = "waiting"
+        child = run.calls.get(child_id)
+        if child is None:
+            child = Call(run, child_id, function, call, "pickle", call.output_mode, payload)
+            run.calls[child_id] = child
+            row = _call_row(run.id, child_id, function, call.call_id, "pickle",
+                            call.output_mode, j.Payload(), time.time())
+            row_payload = payload
+
+            def insert(conn: Any) -> None:
+                row.update(args_inline=None, args_blob=None)
+                kept = self.payloads.keep(row_payload)
+                row.update(args_inline=kept.inline, args_blob=kept.blob)
+                j.insert_call(conn, row)
+
+            self.store.submit(insert)
+            child.tail_of = call
+            self._pool(run.version, function).submit(child)
+            return
+        child.tail_of = call
+        if child.status == "succeeded":
+            assert child.output is not None
+            self._succeed(child, child.output, child.content_type or "", journal_self=False)
+        elif child.status == "failed":
+            self._final_failure(child, child.failure or _internal("failed"), journal_self=False)
+
+    # -- outcomes -----------------------------------------------------------------------
+    def _succeed(
+        self, call: Call, data: bytes, content_type: str, journal_self: bool = True
+    ) -> None:
+        run = call.run
+        chain = _tail_chain(call)[1:]
+        finishes_request = any(c.call_id == "0" for c in [call, *chain])
+        now = time.time()
+        keys = [(c.call_id, c.attempts) for c in ([call, *chain] if journal_self else chain)]
+
+        def write(conn: Any) -> None:
+            output = self.payloads.keep(data)
+            for call_id, attempts in keys:
+                j.finish_call(conn, run.id, call_id, "succeeded", now, attempts, output,
+                              content_type)
+            if finishes_request and not run.finished:
+                j.finish_request(conn, run.id, "succeeded", now, content_type=content_type)
+
+        def committed() -> None:
+            for c in [call, *chain]:
+                c.status, c.output, c.content_type = "succeeded", data, content_type
+                self._deliver(c, True, data)
+            if finishes_request and not run.finished:
+                self._close(run, "succeeded")
+
+        self.store.submit(write, self._on_loop(committed))
+
+    def _attempt_failed(self, call: Call, failure: dict[str, Any]) -> None:
+        reason = failure.get("reason")
+        run = call.run
+        if run.finished:
+            return
+        if reason == "request_error":
+            self._final_failure(call, failure)
+            return
+        if reason in MACHINE_REASONS and call.machine_retries < self.settings.machine_retries:
+            call.machine_retries += 1
+            call.attempts -= 1  # the machine failed, not the user's code
+            self._requeue(call, 0.0)
+            return
+        policy = self._retries(call)
+        if reason == "function_error" and call.attempts <= policy.max_retries:
+            self._requeue(call, policy.delay(call.attempts))
+            return
+        self._final_failure(call, failure)
+
+    def _requeue(self, call: Call, delay: float) -> None:
+        call.status = "pending"
+        pool = self._pool(call.run.version, call.function)
+        assert self._loop is not None
+        if delay > 0:
+            self._loop.call_later(delay, pool.submit, call)
+        else:
+            pool.submit(call)
+
+    def _final_failure(
+        self, call: Call, failure: dict[str, Any], journal_self: bool = True
+    ) -> None:
+        run = call.run
+        chain = _tail_chain(call)[1:]
+        fails_request = failure.get("reason") == "request_error" or any(
+            c.call_id == "0" for c in [call, *chain]
+        )
+        now = time.time()
+        keys = [(c.call_id, c.attempts) for c in ([call, *chain] if journal_self else chain)]
+        error = _request_error(failure)
+
+        def write(conn: Any) -> None:
+            for call_id, attempts in keys:
+                j.finish_call(conn, run.id, call_id, "failed", now, attempts, error=failure)
+            if fails_request and not run.finished:
+                j.finish_request(conn, run.id, "failed", now, error=error)
+
+        def committed() -> None:
+            for c in [call, *chain]:
+                c.status, c.failure = "failed", failure
+                self._deliver(c, False, failure)
+            if fails_request and not run.finished:
+                self._close(run, "failed")
+
+        self.store.submit(write, self._on_loop(committed))
+
+    def _deliver(self, call: Call, ok: bool, data: Any) -> None:
+        for w in call.waiters:
+            parent = w.parent
+            if not w.slot.alive or w.attempt != parent.attempts or parent.finished:
+                continue
+            w.slot.container.send(("result", w.token, ok, data))
+            parent.children_waiting -= 1
+            if parent.children_waiting == 0 and parent.slot is not None:
+                parent.slot.pool.unborrow(parent)
+        call.waiters.clear()
+
+    async def _finish_request(
+        self, run: RequestRun, status: str, error: dict[str, Any] | None = None
+    ) -> None:
+        now = time.time()
+        await self.store.write(lambda c: j.finish_request(c, run.id, status, now, error=error))
+        self._close(run, status)
+
+    def _close(self, run: RequestRun, status: str) -> None:
+        """The request is final: wake waiters, stop what still runs for it."""
+        run.status = status
+        run.done.set()
+        self.live.pop(run.id, None)
+        for call in run.calls.values():
+            if call.finished:
+                continue
+            for w in call.waiters:
+                if w.slot.alive:
+                    w.slot.container.send(("result", w.token, False, _cancelled(status)))
+            call.waiters.clear()
+            if status != "succeeded" and call.slot is not None and call.slot.alive:
+                # Stop the request's running code; other calls in that container are retried.
+                call.slot.alive = False
+                assert self._loop is not None
+                self._loop.create_task(call.slot.container.kill())
+
+    def _set_state(self, slot: Slot, token: int, request_id: str, key: str, data: bytes) -> None:
+        run = self.live.get(request_id)
+        if run is None:
+            slot.container.send(("ack", token))
+            return
+        run.state[key] = data
+        now = time.time()
+
+        def write(conn: Any) -> None:
+            j.set_state(conn, request_id, key, self.payloads.keep(data), now)
+
+        self.store.submit(write, self._on_loop(lambda: slot.container.send(("ack", token))))
+
+    # -- containers ---------------------------------------------------------------------
+    def on_lost(self, slot: Slot) -> None:
+        for call in list(slot.calls.values()):
+            slot.pool.release(slot, call)
+            self._attempt_failed(call, {
+                "reason": "container_lost", "function_name": call.function,
+                "message": "the container stopped while the call ran",
+                "error_type": "ContainerLost", "traceback": "",
+            })
+
+    def on_start_failed(self, pool: Pool, failure: dict[str, Any]) -> None:
+        failure = {**failure, "reason": failure.get("reason", "function_error")}
+        if failure["reason"] == "function_error":
+            failure["reason"] = "init_error"
+        while pool.queue:
+            call = pool.queue.popleft()
+            if not call.finished and not call.run.finished:
+                self._final_failure(call, failure)
+
+    def _on_loop(self, fn: Any) -> Any:
+        loop = self._loop
+        assert loop is not None
+
+        def done(_result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                log.error("journal write failed: %s", error)
+                return
+            loop.call_soon_threadsafe(fn)
+
+        return done
+
+
+def _tail_chain(call: Call) -> list[Call]:
+    chain = [call]
+    while chain[-1].tail_of is not None:
+        nxt = chain[-1].tail_of
+        assert nxt is not None
+        chain.append(nxt)
+    return chain
+
+
+def _call_row(
+    request_id: str, call_id: str, function: str, parent_id: str | None,
+    input_mode: str, output_mode: str, args: j.Payload, now: float,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id, "call_id": call_id, "function": function,
+        "parent_id": parent_id, "status": "pending", "attempts": 0,
+        "input_mode": input_mode, "output_mode": output_mode,
+        "args_inline": args.inline, "args_blob": args.blob, "created_at": now,
+    }
+
+
+def _request_error(failure: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "reason": "function_error" if failure.get("reason") == "child_failed"
+        else failure.get("reason"),
+        "function_name": failure.get("function_name"),
+        "message": failure.get("message"),
+        "error_type": failure.get("error_type"),
+        "traceback": failure.get("traceback"),
+    }
+
+
+def _internal(message: str) -> dict[str, Any]:
+    return {"reason": "internal_error", "function_name": None, "message": message,
+            "error_type": "InternalError", "traceback": ""}
+
+
+def _cancelled(status: str) -> dict[str, Any]:
+    return {"reason": "cancelled", "function_name": None,
+            "message": f"the request already {status}", "error_type": "Cancelled",
+            "traceback": ""}

@@ -1,0 +1,74 @@
+"""In-memory records of live requests and calls (the journal holds the durable truth)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cove.store.journal import Payload
+
+if TYPE_CHECKING:
+    from cove.engine.deployments import Version
+    from cove.engine.pool import Slot
+
+FINAL_CALL = ("succeeded", "failed")
+FINAL_REQUEST = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Waiter:
+    """A parent waiting for a call: the container it runs in and the token it expects."""
+
+    slot: Slot
+    token: int
+    parent: Call
+    attempt: int
+
+
+@dataclass(eq=False)
+class Call:
+    """One durable function call of a live request."""
+
+    run: RequestRun
+    call_id: str
+    function: str
+    parent: Call | None
+    input_mode: str  # "json" for an application's entry call, else "pickle"
+    output_mode: str  # "pickle", or "json:<application function>"
+    args: bytes
+    status: str = "pending"
+    attempts: int = 0
+    machine_retries: int = 0
+    waiters: list[Waiter] = field(default_factory=list)
+    output: bytes | None = None
+    content_type: str | None = None
+    failure: dict[str, Any] | None = None
+    slot: Slot | None = None
+    holds_slot: bool = False
+    children_waiting: int = 0
+    tail_of: Call | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_CALL
+
+
+@dataclass(eq=False)
+class RequestRun:
+    """A request that has not finished yet."""
+
+    id: str
+    version: Version
+    calls: dict[str, Call] = field(default_factory=dict)
+    state: dict[str, Payload] = field(default_factory=dict)
+    status: str = "pending"
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def app(self) -> str:
+        return self.version.app
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_REQUEST

@@ -1,0 +1,249 @@
+"""Container pools: one per function of a deployed version.
+
+A call goes to a container with a free slot (``max_concurrency`` per container), else a
+new container starts while the pool is under ``max_containers``, else the call waits in
+a FIFO queue. A parent blocked on its children gives its slot back while it waits
+(the children may borrow it), so recursion or fan-out deeper than the pool cannot
+deadlock, even with ``max_containers=1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
+
+if TYPE_CHECKING:
+    from cove.engine.deployments import Version
+    from cove.engine.model import Call
+
+log = logging.getLogger(__name__)
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Slot:
+    """A running container and the calls it serves."""
+
+    container: Container
+    pool: Pool
+    active: int = 0
+    calls: dict[str, Call] = field(default_factory=dict)
+    alive: bool = True
+    idle_since: float = field(default_factory=time.monotonic)
+
+    @property
+    def state(self) -> str:
+        if not self.alive:
+            return "stopped"
+        return "busy" if self.calls else "idle"
+
+
+class PoolHooks:
+    """What a pool needs from the engine."""
+
+    on_dispatch: Callable[[Call], None]
+    on_frame: Callable[[Slot, tuple[Any, ...]], None]
+    on_lost: Callable[[Slot], None]
+    on_start_failed: Callable[[Pool, dict[str, Any]], None]
+
+
+class Pool:
+    """The containers of one function of one version."""
+
+    def __init__(
+        self,
+        version: Version,
+        function: dict[str, Any],
+        runtime: ContainerRuntime,
+        hooks: PoolHooks,
+        default_max: int,
+    ) -> None:
+        self.version = version
+        self.function = function
+        self.runtime = runtime
+        self.hooks = hooks
+        self.max_containers: int = function.get("max_containers") or default_max
+        self.max_concurrency: int = function.get("max_concurrency") or 1
+        self.queue: deque[Call] = deque()
+        self.slots: list[Slot] = []
+        self.starting = 0
+        self.cold_starts = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def name(self) -> str:
+        return str(self.function["name"])
+
+    def submit(self, call: Call) -> None:
+        self.queue.append(call)
+        self.pump()
+
+    def pump(self) -> None:
+        """Hand queued calls to free slots; start containers for what is left."""
+        queue = self.queue
+        while queue:
+            call = queue[0]
+            if call.run.finished or call.finished or call.slot is not None:
+                queue.popleft()
+                continue
+            slot = self._free_slot()
+            if slot is None:
+                break
+            queue.popleft()
+            self._dispatch(slot, call)
+        want = len(queue) - self.starting
+        while want > 0 and len(self.slots) + self.starting < self.max_containers:
+            self._spawn()
+            want -= 1
+
+    def _free_slot(self) -> Slot | None:
+        best: Slot | None = None
+        for slot in self.slots:
+            if slot.alive and slot.active < self.max_concurrency and (
+                best is None or slot.active < best.active
+            ):
+                best = slot
+        return best
+
+    def _dispatch(self, slot: Slot, call: Call) -> None:
+        call.slot = slot
+        call.holds_slot = True
+        call.status = "running"
+        call.attempts += 1
+        call.children_waiting = 0
+        slot.active += 1
+        slot.calls[call.call_id + "@" + call.run.id] = call
+        self.hooks.on_dispatch(call)
+        slot.container.send(
+            ("call", call.call_id, call.run.id, call.args, call.input_mode, call.output_mode)
+        )
+
+    def release(self, slot: Slot, call: Call) -> None:
+        """A call left its container (finished, failed, or moved)."""
+        slot.calls.pop(call.call_id + "@" + call.run.id, None)
+        if call.holds_slot:
+            call.holds_slot = False
+            slot.active -= 1
+        call.slot = None
+        if not slot.calls:
+            slot.idle_since = time.monotonic()
+        self.pump()
+
+    def borrow(self, call: Call) -> None:
+        """``call`` now waits on children: its slot may serve other calls meanwhile."""
+        if call.holds_slot and call.slot is not None:
+            call.holds_slot = False
+            call.slot.active -= 1
+            self.pump()
+
+    def unborrow(self, call: Call) -> None:
+        """``call``'s children are all done: it runs again and holds its slot."""
+        if not call.holds_slot and call.slot is not None and call.slot.alive:
+            call.holds_slot = True
+            call.slot.active += 1
+
+    # -- containers ---------------------------------------------------------------------
+    def _spawn(self) -> None:
+        self.starting += 1
+        task = asyncio.get_running_loop().create_task(self._start())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self) -> None:
+        v = self.version
+        spec = ContainerSpec(
+            container_id=f"{v.app}-v{v.version}-{self.name}-{next(_ids)}".replace(".", "_"),
+            app=v.app,
+            version=v.version,
+            function=self.name,
+            module=v.module,
+            code_dir=v.code_dir,
+        )
+        try:
+            container = await self.runtime.start(spec)
+            first = await container.recv()
+        except Exception as exc:
+            log.exception("container for %s failed to start", self.name)
+            first, container = ("init_failed", _start_failure(self.name, repr(exc))), None
+        self.starting -= 1
+        if first is None or first[0] != "ready":
+            failure = first[1] if first else _start_failure(self.name, "container exited")
+            if container is not None:
+                await container.kill()
+            self.hooks.on_start_failed(self, failure)
+            return
+        assert container is not None
+        self.cold_starts += 1
+        slot = Slot(container, self)
+        self.slots.append(slot)
+        task = asyncio.get_running_loop().create_task(self._serve(slot))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self.pump()
+
+    async def _serve(self, slot: Slot) -> None:
+        on_frame = self.hooks.on_frame
+        while True:
+            msg = await slot.container.recv()
+            if msg is None:
+                break
+            try:
+                on_frame(slot, msg)
+            except Exception:
+                log.exception("handling frame %s from %s failed", msg[0], slot.container.id)
+        slot.alive = False
+        if slot in self.slots:
+            self.slots.remove(slot)
+        self.hooks.on_lost(slot)
+        self.pump()
+
+    async def stop_idle(self, idle_timeout: float) -> None:
+        now = time.monotonic()
+        keep = self.function.get("min_containers") or 0
+        for slot in list(self.slots):
+            if len(self.slots) <= keep:
+                break
+            if not slot.calls and now - slot.idle_since > idle_timeout:
+                slot.alive = False
+                self.slots.remove(slot)
+                await slot.container.kill()
+
+    async def stop(self) -> None:
+        for slot in list(self.slots):
+            slot.alive = False
+            await slot.container.kill()
+        self.slots.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "function": self.name,
+            "containers": [
+                {"id": s.container.id, "state": s.state, "calls": len(s.calls)} for s in self.slots
+            ],
+            "starting": self.starting,
+            "queued": len(self.queue),
+            "in_flight": sum(len(s.calls) for s in self.slots),
+            "cold_starts": self.cold_starts,
+            "max_containers": self.max_containers,
+            "max_concurrency": self.max_concurrency,
+        }
+
+
+def _start_failure(function: str, message: str) -> dict[str, Any]:
+    return {
+        "reason": "internal_error",
+        "function_name": function,
+        "message": f"container failed to start: {message}",
+        "error_type": "ContainerStartError",
+        "traceback": "",
+    }

@@ -1,0 +1,42 @@
+"""Server settings: passed in, never read at import time (``COVE_*`` environment variables)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_max_containers() -> int:
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
+class Settings(BaseSettings):
+    """How a Cove server runs. Every field can be set as ``COVE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="COVE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8900
+    data_dir: Path = Path(".cove")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data folder"
+    )
+    sqlite_synchronous: str = Field(
+        default="FULL",
+        description="SQLite synchronous level: FULL survives power loss, NORMAL only crashes",
+    )
+    default_max_containers: int = Field(default_factory=_default_max_containers, ge=1)
+    container_idle_timeout: float = Field(default=300.0, gt=0)
+    inline_payload_limit: int = Field(default=16 * 1024, ge=0)
+    machine_retries: int = Field(
+        default=3, ge=0, description="retries of calls lost to a container crash"
+    )
+    max_wait: float = Field(default=300.0, gt=0, description="longest ?wait= accepted")
+
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'cove.db').resolve()}"

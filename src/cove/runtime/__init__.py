@@ -1,0 +1,1 @@
+"""Container runtimes: where function containers run, and the worker inside them."""

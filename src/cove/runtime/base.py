@@ -1,0 +1,63 @@
+"""The container runtime interface: what the engine needs from a place that runs code.
+
+The local runtime starts processes on this machine; a Ray runtime can implement the same
+two classes with actors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to run: one function (or one @cls instance) of one deployed version."""
+
+    container_id: str
+    app: str
+    version: int
+    function: str
+    module: str
+    code_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Container(ABC):
+    """A running container: a framed, bidirectional channel and a way to stop it."""
+
+    id: str
+
+    @abstractmethod
+    def send(self, msg: tuple[Any, ...]) -> None:
+        """Queue one frame for sending (never blocks the event loop)."""
+
+    @abstractmethod
+    async def recv(self) -> tuple[Any, ...] | None:
+        """The next frame, or None once the container is gone."""
+
+    @abstractmethod
+    async def kill(self) -> None:
+        """Stop the container and everything it started."""
+
+    @property
+    @abstractmethod
+    def pid(self) -> int | None:
+        """The process id, where there is one."""
+
+
+class ContainerRuntime(ABC):
+    """Starts containers and cleans up after a crash of a previous server."""
+
+    @abstractmethod
+    async def start(self, spec: ContainerSpec) -> Container:
+        """Start a container; returns once its channel is open (not yet ready)."""
+
+    @abstractmethod
+    def reap_orphans(self) -> int:
+        """Stop containers left by a server that died; returns how many were stopped."""
+
+    async def close(self) -> None:
+        """Release runtime resources."""

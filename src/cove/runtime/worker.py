@@ -1,0 +1,183 @@
+"""The process inside a container: imports the deployed code once and serves calls.
+
+Run as ``python -m cove.runtime.worker MODULE FUNCTION`` with the channel's file
+descriptor in ``COVE_CHANNEL_FD``. Calls run in threads (``async def`` functions on one
+event loop); child calls, state, progress and metrics go to the server over the channel.
+When the channel closes (the server is gone) the process exits at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sys
+import threading
+from concurrent.futures import Future as ConcurrentFuture
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cove.errors import FunctionError, RequestError
+from cove.runtime.protocol import BlockingChannel
+from cove.sdk.codec import application_signature, decode_arguments, dumps, encode_output, loads
+from cove.sdk.context import CallScope, CallSpec
+from cove.sdk.decorators import instance_of, registered_functions
+from cove.sdk.execution import TailCall, classify, run_body
+from cove.sdk.manifest import load_module
+
+
+class WorkerBackend:
+    """The SDK's backend inside a container: everything goes over the channel."""
+
+    def __init__(self, channel: BlockingChannel) -> None:
+        self.channel = channel
+        self._tokens = itertools.count(1)
+        self._pending: dict[int, tuple[ConcurrentFuture[Any], str]] = {}
+        self._lock = threading.Lock()
+
+    def _expect(self, what: str) -> tuple[int, ConcurrentFuture[Any]]:
+        future: ConcurrentFuture[Any] = ConcurrentFuture()
+        with self._lock:
+            token = next(self._tokens)
+            self._pending[token] = (future, what)
+        return token, future
+
+    def start_calls(self, scope: CallScope, specs: list[CallSpec]) -> list[ConcurrentFuture[Any]]:
+        items, futures = [], []
+        for spec in specs:
+            payload = dumps((spec.args, spec.kwargs), f"arguments of {spec.function_name}")
+            token, future = self._expect(spec.function_name)
+            items.append((token, spec.call_id, spec.function_name, payload))
+            futures.append(future)
+        self.channel.send(("calls", scope.request_id, scope.call_id, items))
+        return futures
+
+    def state_get(self, scope: CallScope, key: str) -> tuple[bool, Any]:
+        token, future = self._expect(f"state '{key}'")
+        self.channel.send(("state_get", token, scope.request_id, key))
+        found, data = future.result()
+        return (True, loads(data, f"state '{key}'")) if found else (False, None)
+
+    def state_set(self, scope: CallScope, key: str, value: Any) -> None:
+        data = dumps(value, f"state value for '{key}'")
+        token, future = self._expect(f"state '{key}'")
+        self.channel.send(("state_set", token, scope.request_id, key, data))
+        future.result()
+
+    def progress(self, scope: CallScope, current: float, total: float, message: str | None) -> None:
+        self.channel.send(("progress", scope.request_id, scope.call_id, current, total, message))
+
+    def metric(self, scope: CallScope, kind: str, name: str, value: float) -> None:
+        self.channel.send(("metric", scope.request_id, scope.call_id, kind, name, value))
+
+    # -- frames from the server ---------------------------------------------------------
+    def resolve(self, msg: tuple[Any, ...]) -> None:
+        kind, token = msg[0], msg[1]
+        with self._lock:
+            entry = self._pending.pop(token, None)
+        if entry is None:
+            return
+        future, what = entry
+        if kind == "result":
+            ok, data = msg[2], msg[3]
+            if ok:
+                try:
+                    future.set_result(loads(data, f"output of {what}"))
+                except Exception as exc:
+                    future.set_exception(exc)
+            else:
+                future.set_exception(_error_of(data))
+        elif kind == "state":
+            future.set_result((msg[2], msg[3]))
+        else:
+            future.set_result(None)
+
+
+def _error_of(failure: dict[str, Any]) -> Exception:
+    if failure.get("reason") == "request_error":
+        return RequestError(str(failure.get("message")), function_name=failure.get("function_name"))
+    if failure.get("reason") == "function_timeout":
+        from cove.errors import TimeoutError as CoveTimeoutError
+
+        return CoveTimeoutError(
+            str(failure.get("message")), function_name=failure.get("function_name")
+        )
+    return FunctionError(
+        str(failure.get("message")),
+        function_name=failure.get("function_name"),
+        error_type=failure.get("error_type"),
+        reason=failure.get("reason"),
+    )
+
+
+class Worker:
+    def __init__(self, channel: BlockingChannel, module: str, function: str) -> None:
+        self.channel = channel
+        self.backend = WorkerBackend(channel)
+        self.functions = registered_functions(module)
+        self.fn = self.functions[function]
+        self.pool = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="cove-call")
+
+    def serve(self) -> None:
+        while True:
+            msg = self.channel.recv()
+            if msg is None:
+                os._exit(0)  # the server is gone: stop now, never run calls twice
+            if msg[0] == "call":
+                self.pool.submit(self.run_call, *msg[1:])
+            else:
+                self.backend.resolve(msg)
+
+    def run_call(
+        self, call_id: str, request_id: str, payload: bytes, input_mode: str, output_mode: str
+    ) -> None:
+        fn = self.fn
+        scope = CallScope(request_id, call_id, fn.name, self.backend)
+        try:
+            if input_mode == "json":
+                args: tuple[Any, ...] = ()
+                kwargs = decode_arguments(application_signature(fn), loads(payload, "input"))
+            else:
+                args, kwargs = loads(payload, f"arguments of {fn.name}")
+            result = run_body(fn, scope, args, kwargs)
+            if isinstance(result, TailCall):
+                spec = result.spec
+                data = dumps((spec.args, spec.kwargs), f"arguments of {spec.function_name}")
+                self.channel.send(
+                    ("tail", request_id, call_id, spec.call_id, spec.function_name, data)
+                )
+                return
+            if output_mode.startswith("json:"):
+                app = self.functions[output_mode[5:]]
+                body, content_type = encode_output(application_signature(app), result)
+            else:
+                body, content_type = dumps(result, f"output of {fn.name}"), "application/pickle"
+            self.channel.send(("done", request_id, call_id, body, content_type))
+        except BaseException as exc:
+            self.channel.send(("failed", request_id, call_id, classify(fn.name, exc).to_dict()))
+
+
+def main() -> None:
+    module, function = sys.argv[1], sys.argv[2]
+    sock = socket.socket(fileno=int(os.environ.pop("COVE_CHANNEL_FD")))
+    channel = BlockingChannel(sock)
+    try:
+        load_module(_module_path(module), module)
+        worker = Worker(channel, module, function)
+        if worker.fn.cls is not None:
+            instance_of(worker.fn.cls)
+    except BaseException as exc:
+        channel.send(("init_failed", classify(function, exc).to_dict()))
+        os._exit(1)
+    channel.send(("ready",))
+    worker.serve()
+
+
+def _module_path(module: str) -> Any:
+    from pathlib import Path
+
+    return Path.cwd() / f"{module}.py"
+
+
+if __name__ == "__main__":
+    main()

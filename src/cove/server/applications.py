@@ -1,0 +1,61 @@
+"""Routes: deploy, list, describe and delete applications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import UploadFile
+
+from cove.engine.engine import Engine
+from cove.errors import InvalidInputError
+from cove.server import views
+
+router = APIRouter(tags=["applications"])
+
+
+def engine_of(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.post("/applications", status_code=201, summary="Deploy a Python file")
+async def deploy(request: Request) -> dict[str, Any]:
+    """Multipart form with a ``code`` part: the Python file to deploy. Each application in
+    it gets a new version."""
+    try:
+        form = await request.form()
+    except Exception as exc:
+        raise InvalidInputError(f"deploy needs a multipart/form-data body: {exc}") from None
+    code = form.get("code")
+    if not isinstance(code, UploadFile) or not code.filename:
+        raise InvalidInputError("deploy needs a 'code' file part holding the Python file")
+    versions = await engine_of(request).deployments.deploy(code.filename, await code.read())
+    return {"applications": [views.application(v, base_url(request)) for v in versions]}
+
+
+@router.get("/applications", summary="List applications")
+async def list_applications(request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    return {
+        "applications": [views.application(v, base_url(request)) for v in engine.deployments.apps()]
+    }
+
+
+@router.get("/applications/{app}", summary="Describe an application")
+async def get_application(app: str, request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    data = views.application(engine.deployments.get(app), base_url(request))
+    data["versions"] = sorted(v for a, v in engine.deployments.versions if a == app)
+    return data
+
+
+@router.delete("/applications/{app}", status_code=204, summary="Delete an application")
+async def delete_application(app: str, request: Request) -> Response:
+    """Cancels the application's running requests and removes it with its history."""
+    await engine_of(request).delete_application(app)
+    return Response(status_code=204)

@@ -1,0 +1,47 @@
+"""The one place where error codes become HTTP statuses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from cove.errors import CoveError, ErrorCode
+
+log = logging.getLogger(__name__)
+
+STATUS_OF: dict[ErrorCode, int] = {
+    ErrorCode.SDK_USAGE: 400,
+    ErrorCode.INVALID_INPUT: 400,
+    ErrorCode.SERIALIZATION: 400,
+    ErrorCode.DESERIALIZATION: 400,
+    ErrorCode.DEPLOY_FAILED: 400,
+    ErrorCode.APPLICATION_NOT_FOUND: 404,
+    ErrorCode.REQUEST_NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.REQUEST_NOT_FINISHED: 202,
+    ErrorCode.REQUEST_FAILED: 500,
+    ErrorCode.REQUEST_ERROR: 500,
+    ErrorCode.FUNCTION_ERROR: 500,
+    ErrorCode.FUNCTION_TIMEOUT: 500,
+    ErrorCode.CANCELLED: 409,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+def error_response(err: CoveError) -> JSONResponse:
+    return JSONResponse({"error": err.to_dict()}, status_code=STATUS_OF.get(err.code, 500))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(CoveError)
+    async def on_cove_error(_request: Request, exc: CoveError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        body = {"error": {"code": ErrorCode.INTERNAL.value, "message": f"internal error: {exc}"}}
+        return JSONResponse(body, status_code=500)

@@ -1,0 +1,151 @@
+"""Routes: invoke an application, and read its requests' status and output."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from cove.errors import (
+    ErrorCode,
+    InternalError,
+    InvalidInputError,
+    NotFoundError,
+    RequestFailed,
+)
+from cove.server import views
+from cove.server.applications import engine_of
+from cove.server.errors import error_response
+from cove.server.inputs import fingerprint, read_arguments
+from cove.store import journal as j
+
+router = APIRouter(tags=["requests"])
+
+
+def _wait_seconds(request: Request, wait: float | None) -> float | None:
+    if wait is None:
+        return None
+    limit = engine_of(request).settings.max_wait
+    if not 0 <= wait <= limit:
+        raise InvalidInputError(f"wait must be between 0 and {limit:g} seconds, got {wait:g}")
+    return wait
+
+
+@router.post("/applications/{app}", summary="Invoke an application")
+async def invoke(
+    app: str,
+    request: Request,
+    wait: float | None = Query(None, description="seconds to wait for the output"),
+) -> Response:
+    """Starts a request. Answers ``{"request_id"}``; with ``?wait=`` and a request that
+    finishes in time, answers with the output as ``/output`` would."""
+    engine = engine_of(request)
+    seconds = _wait_seconds(request, wait)
+    manifest = engine.deployments.get(app).application
+    values = await read_arguments(request, manifest)
+    key = request.headers.get("idempotency-key")
+    request_id, _created = await engine.invoke(app, values, key, fingerprint(values))
+    if seconds:
+        await engine.wait(request_id, seconds)
+        return await _output(request, app, request_id, pending_status=202)
+    return JSONResponse({"request_id": request_id}, headers={"X-Cove-Request-Id": request_id})
+
+
+async def _request_row(request: Request, app: str, request_id: str) -> dict[str, Any]:
+    engine = engine_of(request)
+    engine.deployments.get(app)
+    row = await engine.store.read(lambda c: j.get_request(c, request_id))
+    if row is None or row["app"] != app:
+        raise NotFoundError(
+            f"application {app!r} has no request {request_id!r}",
+            code=ErrorCode.REQUEST_NOT_FOUND,
+            request_id=request_id,
+        )
+    return row
+
+
+@router.get("/applications/{app}/requests/{request_id}", summary="A request's status")
+async def get_request(app: str, request_id: str, request: Request) -> dict[str, Any]:
+    row = await _request_row(request, app, request_id)
+    store = engine_of(request).store
+
+    def read(conn: Any) -> tuple[Any, Any, Any]:
+        return (j.calls_of(conn, request_id), j.progress_of(conn, request_id),
+                j.metrics_of(conn, request_id))
+
+    calls, progress, metrics = await store.read(read)
+    return views.request_detail(row, calls, progress, metrics)
+
+
+@router.get("/applications/{app}/requests/{request_id}/output", summary="A request's output")
+async def get_output(
+    app: str, request_id: str, request: Request, wait: float | None = Query(None)
+) -> Response:
+    seconds = _wait_seconds(request, wait)
+    if seconds:
+        await engine_of(request).wait(request_id, seconds)
+    return await _output(request, app, request_id, pending_status=202)
+
+
+async def _output(request: Request, app: str, request_id: str, pending_status: int) -> Response:
+    row = await _request_row(request, app, request_id)
+    headers = {"X-Cove-Request-Id": request_id}
+    status = row["status"]
+    if status in ("pending", "running"):
+        body = {"request_id": request_id, "status": status}
+        return JSONResponse(body, status_code=pending_status, headers=headers)
+    if status != "succeeded":
+        error = json.loads(row["error"]) if row["error"] else {}
+        reason = error.get("reason") or "request_failed"
+        code = ErrorCode.CANCELLED if status == "cancelled" else ErrorCode.REQUEST_FAILED
+        err = RequestFailed(
+            f"request {request_id} {status}: {error.get('message')}",
+            code=code,
+            request_id=request_id,
+            reason=reason,
+            function_name=error.get("function_name"),
+        )
+        response = error_response(err)
+        response.headers.update(headers)
+        return response
+    engine = engine_of(request)
+    root = await engine.store.read(lambda c: j.root_call(c, request_id))
+    if root is None:
+        raise InternalError(f"request {request_id} has no entry call")
+    data = await engine.store.read(
+        lambda _c: engine.payloads.load(j.Payload(root["output_inline"], root["output_blob"]))
+    )
+    # The File's own content type, verbatim (no charset added).
+    headers["Content-Type"] = row["content_type"] or "application/json"
+    return Response(data, headers=headers)
+
+
+@router.get("/applications/{app}/requests", summary="List requests, newest first")
+async def list_requests(
+    app: str,
+    request: Request,
+    limit: int = Query(20, ge=1, le=200),
+    cursor: str | None = Query(None),
+) -> dict[str, Any]:
+    engine = engine_of(request)
+    engine.deployments.get(app)
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await engine.store.read(lambda c: j.list_requests(c, app, limit + 1, before))
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode_cursor(page[-1]) if more and page else None
+    return {"requests": [views.request_summary(r) for r in page], "next_cursor": next_cursor}
+
+
+def _encode_cursor(row: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps([row["created_at"], row["id"]]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, rid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(created), str(rid)
+    except Exception:
+        raise InvalidInputError(f"cursor {cursor!r} is not one this server handed out") from None

@@ -1,0 +1,194 @@
+"""The store: one writer thread with group commit, and readers off the event loop.
+
+SQLite allows one writer at a time and its busy handler is not fair, so every write goes
+through a single thread that drains a queue and commits everything it took in one
+transaction (group commit): one fsync serves a whole scheduler tick of journal records.
+Callers on the event loop get their result after the commit, so nothing is acknowledged
+before it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+from cove.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Op = Callable[[Connection], Any]
+Done = Callable[[Any, BaseException | None], None]
+_BATCH_LIMIT = 2000
+
+
+@dataclass
+class _Item:
+    op: Op
+    done: Done | None
+
+
+class Store:
+    """Serialized, group-committed writes and concurrent reads over one database."""
+
+    def __init__(self, writer: Engine, reader: Engine) -> None:
+        self.writer_engine = writer
+        self.reader_engine = reader
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cove-read")
+        self._thread = threading.Thread(target=self._run, name="cove-writer", daemon=True)
+        self._thread.start()
+        self.commits = 0
+
+    # -- writing ------------------------------------------------------------------------
+    def submit(self, op: Op, done: Done | None = None) -> None:
+        """Queue a write; ``done(result, error)`` is called from the writer thread after commit."""
+        self._queue.put(_Item(op, done))
+
+    async def write(self, op: Callable[[Connection], T]) -> T:
+        """Run ``op`` in the next group commit and return its result once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+        self.submit(op, done)
+        return await future
+
+    def write_sync(self, op: Callable[[Connection], T]) -> T:
+        """Like :meth:`write`, for code that is not on the event loop."""
+        box: list[Any] = []
+        ready = threading.Event()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            box.extend([result, error])
+            ready.set()
+
+        self.submit(op, done)
+        ready.wait()
+        if box[1] is not None:
+            raise box[1]
+        result: T = box[0]
+        return result
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < _BATCH_LIMIT:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Item]) -> None:
+        try:
+            with self.writer_engine.begin() as conn:
+                results = [item.op(conn) for item in batch]
+            self.commits += 1
+        except Exception:
+            # One bad operation must not sink the others: retry each in its own transaction.
+            if len(batch) > 1:
+                for item in batch:
+                    self._commit([item])
+                return
+            log.exception("store write failed")
+            _notify(batch[0], None, _current_error())
+            return
+        for item, result in zip(batch, results, strict=True):
+            _notify(item, result, None)
+
+    # -- reading ------------------------------------------------------------------------
+    async def read(self, op: Callable[[Connection], T]) -> T:
+        """Run a read-only ``op`` on a reader connection, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self.read_sync, op)
+
+    def read_sync(self, op: Callable[[Connection], T]) -> T:
+        with self.reader_engine.connect() as conn:
+            return op(conn)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._readers.shutdown(wait=False)
+        self.writer_engine.dispose()
+        self.reader_engine.dispose()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _notify(item: _Item, result: Any, error: BaseException | None) -> None:
+    if item.done is not None:
+        try:
+            item.done(result, error)
+        except Exception:
+            log.exception("store completion callback failed")
+
+
+def _current_error() -> BaseException:
+    import sys
+
+    err = sys.exc_info()[1]
+    return err if err is not None else RuntimeError("store write failed")
+
+
+def _sqlite_engine(url: str, synchronous: str, immediate: bool) -> Engine:
+    engine = create_engine(url, pool_size=1 if immediate else 4, max_overflow=0 if immediate else 8)
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        # The writer takes the lock up front so it never fails to upgrade a read lock.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def open_store(url: str, sqlite_synchronous: str = "FULL") -> Store:
+    """Open (and migrate) the database at ``url``: ``sqlite:///path`` or a PostgreSQL URL."""
+    if url.startswith("sqlite"):
+        if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"sqlite synchronous must be OFF, NORMAL, FULL or EXTRA: {url}")
+        writer = _sqlite_engine(url, sqlite_synchronous.upper(), immediate=True)
+        reader = _sqlite_engine(url, sqlite_synchronous.upper(), immediate=False)
+    else:
+        writer = create_engine(url, pool_size=1, max_overflow=0)
+        reader = create_engine(url, pool_size=4)
+    with writer.begin() as conn:
+        migrate(conn)
+    return Store(writer, reader)

@@ -1,0 +1,285 @@
+"""The journal's SQL: plain functions over a Connection, dialect-neutral Core statements.
+
+Writes run inside the store's group-commit transaction; reads on reader connections.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
+
+from cove.store.schema import (
+    app_versions,
+    applications,
+    function_calls,
+    metrics,
+    progress,
+    request_state,
+    requests,
+)
+
+UNFINISHED = ("pending", "running")
+
+
+@dataclass
+class Payload:
+    """Bytes kept in a row (small) or in the blob store (large)."""
+
+    inline: bytes | None = None
+    blob: str | None = None
+
+
+# -- applications -----------------------------------------------------------------------
+def insert_version(
+    conn: Connection, app: str, module: str, filename: str, code_blob: str, manifest: str, now: float
+) -> int:
+    row = conn.execute(
+        select(applications.c.latest_version).where(applications.c.name == app)
+    ).first()
+    version = (row[0] if row else 0) + 1
+    if row:
+        conn.execute(
+            update(applications)
+            .where(applications.c.name == app)
+            .values(latest_version=version, updated_at=now)
+        )
+    else:
+        conn.execute(
+            applications.insert().values(
+                name=app, latest_version=version, created_at=now, updated_at=now
+            )
+        )
+    conn.execute(
+        app_versions.insert().values(
+            app=app,
+            version=version,
+            module=module,
+            filename=filename,
+            code_blob=code_blob,
+            manifest=manifest,
+            created_at=now,
+        )
+    )
+    return version
+
+
+def all_versions(conn: Connection) -> list[dict[str, Any]]:
+    """Every version of every existing application."""
+    rows = conn.execute(
+        select(app_versions, applications.c.latest_version).join(
+            applications, applications.c.name == app_versions.c.app
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def delete_application(conn: Connection, app: str) -> bool:
+    """Remove an application, its versions and its requests' records."""
+    found = conn.execute(delete(applications).where(applications.c.name == app)).rowcount
+    conn.execute(delete(app_versions).where(app_versions.c.app == app))
+    ids = select(requests.c.id).where(requests.c.app == app).scalar_subquery()
+    for table in (function_calls, request_state, progress, metrics):
+        conn.execute(delete(table).where(table.c.request_id.in_(ids)))
+    conn.execute(delete(requests).where(requests.c.app == app))
+    return bool(found)
+
+
+# -- requests ---------------------------------------------------------------------------
+def create_request(
+    conn: Connection,
+    request: dict[str, Any],
+    root_call: dict[str, Any],
+) -> tuple[str, bool]:
+    """Insert a request and its root call. With an idempotency key already used for this
+    application, returns the earlier request instead: ``(id, created)``."""
+    key = request.get("idempotency_key")
+    if key is not None:
+        row = conn.execute(
+            select(requests.c.id, requests.c.idempotency_hash).where(
+                and_(requests.c.app == request["app"], requests.c.idempotency_key == key)
+            )
+        ).first()
+        if row is not None:
+            if row[1] != request.get("idempotency_hash"):
+                from cove.errors import ConflictError
+
+                raise ConflictError(
+                    f"Idempotency-Key {key!r} was already used with a different body",
+                    request_id=row[0],
+                )
+            return str(row[0]), False
+    conn.execute(requests.insert().values(**request))
+    conn.execute(function_calls.insert().values(**root_call))
+    return str(request["id"]), True
+
+
+def finish_request(
+    conn: Connection,
+    request_id: str,
+    status: str,
+    now: float,
+    content_type: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        update(requests)
+        .where(requests.c.id == request_id)
+        .values(
+            status=status,
+            finished_at=now,
+            content_type=content_type,
+            error=json.dumps(error) if error else None,
+        )
+    )
+
+
+def mark_request_running(conn: Connection, request_id: str) -> None:
+    conn.execute(
+        update(requests)
+        .where(and_(requests.c.id == request_id, requests.c.status == "pending"))
+        .values(status="running")
+    )
+
+
+def get_request(conn: Connection, request_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(requests).where(requests.c.id == request_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def list_requests(
+    conn: Connection, app: str, limit: int, before: tuple[float, str] | None
+) -> list[dict[str, Any]]:
+    """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
+    query = select(requests).where(requests.c.app == app)
+    if before is not None:
+        created, rid = before
+        query = query.where(
+            or_(
+                requests.c.created_at < created,
+                and_(requests.c.created_at == created, requests.c.id < rid),
+            )
+        )
+    query = query.order_by(requests.c.created_at.desc(), requests.c.id.desc()).limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def unfinished_requests(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(requests).where(requests.c.status.in_(UNFINISHED)).order_by(requests.c.created_at)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def count_requests(conn: Connection, app: str) -> int:
+    return int(
+        conn.execute(select(func.count()).select_from(requests).where(requests.c.app == app))
+        .scalar_one()
+    )
+
+
+# -- calls ------------------------------------------------------------------------------
+def insert_call(conn: Connection, row: dict[str, Any]) -> None:
+    exists = conn.execute(
+        select(function_calls.c.status).where(
+            and_(
+                function_calls.c.request_id == row["request_id"],
+                function_calls.c.call_id == row["call_id"],
+            )
+        )
+    ).first()
+    if exists is None:
+        conn.execute(function_calls.insert().values(**row))
+
+
+def _call(request_id: str, call_id: str) -> Any:
+    return and_(function_calls.c.request_id == request_id, function_calls.c.call_id == call_id)
+
+
+def start_call(conn: Connection, request_id: str, call_id: str, attempts: int, now: float) -> None:
+    conn.execute(
+        update(function_calls)
+        .where(_call(request_id, call_id))
+        .values(status="running", attempts=attempts, started_at=now)
+    )
+
+
+def finish_call(
+    conn: Connection,
+    request_id: str,
+    call_id: str,
+    status: str,
+    now: float,
+    attempts: int,
+    output: Payload | None = None,
+    content_type: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        update(function_calls)
+        .where(_call(request_id, call_id))
+        .values(
+            status=status,
+            finished_at=now,
+            attempts=attempts,
+            output_inline=output.inline if output else None,
+            output_blob=output.blob if output else None,
+            content_type=content_type,
+            error=json.dumps(error) if error else None,
+        )
+    )
+
+
+def calls_of(conn: Connection, request_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(function_calls)
+        .where(function_calls.c.request_id == request_id)
+        .order_by(function_calls.c.created_at)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def root_call(conn: Connection, request_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(function_calls).where(_call(request_id, "0"))).mappings().first()
+    return dict(row) if row else None
+
+
+# -- state, progress, metrics -----------------------------------------------------------
+def set_state(conn: Connection, request_id: str, key: str, value: Payload, now: float) -> None:
+    where = and_(request_state.c.request_id == request_id, request_state.c.key == key)
+    values = {"value_inline": value.inline, "value_blob": value.blob, "updated_at": now}
+    if conn.execute(update(request_state).where(where).values(**values)).rowcount == 0:
+        conn.execute(request_state.insert().values(request_id=request_id, key=key, **values))
+
+
+def state_of(conn: Connection, request_id: str) -> dict[str, Payload]:
+    rows = conn.execute(
+        select(request_state.c.key, request_state.c.value_inline, request_state.c.value_blob).where(
+            request_state.c.request_id == request_id
+        )
+    )
+    return {r[0]: Payload(r[1], r[2]) for r in rows}
+
+
+def add_progress(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(progress.insert().values(**row))
+
+
+def add_metric(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(metrics.insert().values(**row))
+
+
+def progress_of(conn: Connection, request_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(progress).where(progress.c.request_id == request_id).order_by(progress.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def metrics_of(conn: Connection, request_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(metrics).where(metrics.c.request_id == request_id).order_by(metrics.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]

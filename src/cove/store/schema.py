@@ -1,0 +1,125 @@
+"""Tables, in SQLAlchemy Core, written to run unchanged on SQLite and PostgreSQL.
+
+Times are Unix seconds (float) so no dialect's timestamp type is involved; payloads are
+stored inline when small and in the blob store otherwise (``*_inline`` / ``*_blob``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "cove_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", Float, nullable=False),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("latest_version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+app_versions = Table(
+    "app_versions",
+    metadata,
+    Column("app", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("module", String(200), nullable=False),
+    Column("filename", String(300), nullable=False),
+    Column("code_blob", String(100), nullable=False),
+    Column("manifest", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("app", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("content_type", String(200)),
+    Column("error", Text),
+    Column("idempotency_key", String(300)),
+    Column("idempotency_hash", String(100)),
+    Index("ix_requests_app_created", "app", "created_at", "id"),
+    Index("ix_requests_status", "status"),
+    Index("ux_requests_idempotency", "app", "idempotency_key", unique=True),
+)
+
+function_calls = Table(
+    "function_calls",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("call_id", String(300), primary_key=True),
+    Column("function", String(300), nullable=False),
+    Column("parent_id", String(300)),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("input_mode", String(20), nullable=False),
+    Column("output_mode", String(300), nullable=False),
+    Column("args_inline", LargeBinary),
+    Column("args_blob", String(100)),
+    Column("output_inline", LargeBinary),
+    Column("output_blob", String(100)),
+    Column("content_type", String(200)),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+)
+
+request_state = Table(
+    "request_state",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("value_inline", LargeBinary),
+    Column("value_blob", String(100)),
+    Column("updated_at", Float, nullable=False),
+)
+
+progress = Table(
+    "progress",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(40), nullable=False),
+    Column("call_id", String(300), nullable=False),
+    Column("current", Float, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("message", Text),
+    Column("created_at", Float, nullable=False),
+    Index("ix_progress_request", "request_id", "id"),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(40), nullable=False),
+    Column("call_id", String(300), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_metrics_request", "request_id"),
+)
