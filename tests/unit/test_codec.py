@@ -179,11 +179,6 @@ def test_wrong_type_names_parameter_and_hint(
     assert e.value.details["parameter"] == param
 
 
-@pytest.mark.xfail(
-    reason="BUG: codec._hint_name uses hint.__name__, which generic aliases proxy to their "
-    "origin, so list[int] is named 'list' (and Optional[int] 'Optional') in errors",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("fn", "values", "hint_text"),
     [
@@ -265,12 +260,6 @@ def test_encode_unserializable_value_raises() -> None:
         encode_output(sig(ca.unhinted), object())
 
 
-@pytest.mark.xfail(
-    reason="BUG: codec.encode_output calls return_adapter.dump_json(value) without "
-    "warnings='error', so a value that does not match the return hint is serialized "
-    "anyway (pydantic only warns)",
-    strict=True,
-)
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize(
     ("fn", "value"),

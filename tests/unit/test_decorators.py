@@ -204,11 +204,6 @@ def test_other_options_are_type_checked(kwargs: dict[str, Any], rule: str) -> No
         def opt_fn() -> None: ...
 
 
-@pytest.mark.xfail(
-    reason="BUG: decorators.function does list(secrets or []), so a string secrets='TOKEN' "
-    "becomes ['T', 'O', 'K', 'E', 'N'] instead of raising SDKUsageError",
-    strict=True,
-)
 def test_secrets_as_a_single_string_is_rejected() -> None:
     with _raises("str_secrets_fn", "secrets must be a list"):
 
@@ -421,11 +416,6 @@ def test_futures_map_reduce_outside_request_are_plain_python() -> None:
     assert plain.triple.map([]) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: Future._start_detached reduce of an empty list without initial raises "
-    "IndexError instead of SDKUsageError (the in-request path raises SDKUsageError)",
-    strict=True,
-)
 def test_reduce_of_empty_without_initial_outside_request() -> None:
     with _raises("reduce() of an empty iterable needs an initial value"):
         plain.plus.reduce([])

@@ -131,12 +131,6 @@ def test_request_id_is_the_requests() -> None:
     assert repr(request) == f"<cove.Request {request.id}>"
 
 
-@pytest.mark.xfail(
-    reason="BUG: codec.encode_output does not check the value against the return hint; "
-    "run_local_application then re-validates the body outside its try block, so a raw "
-    "pydantic ValidationError escapes instead of a failed Request",
-    strict=True,
-)
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_output_not_matching_return_hint_fails_the_request() -> None:
     err = failure(basic.wrong_return)
@@ -335,11 +329,6 @@ def test_request_error_in_application_is_not_retried() -> None:
     assert failures.ATTEMPTS["k2"] == 1
 
 
-@pytest.mark.xfail(
-    reason="BUG: LocalBackend records _request_error but run_local_application never checks "
-    "it, so a parent that catches Exception swallows a RequestError and the request succeeds",
-    strict=True,
-)
 def test_request_error_fails_request_even_if_parent_swallows_it() -> None:
     err = failure(failures.request_error_swallowed, "k3")
     assert err.code is cove.ErrorCode.REQUEST_ERROR
@@ -395,12 +384,6 @@ def _wait_for_no_scope(limit: float = 3.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.xfail(
-    reason="BUG: context.current_scope falls back to the only registered scope in the "
-    "process, so a child still running after run_local_application returned makes the "
-    "caller's thread look like it is inside that finished request",
-    strict=True,
-)
 def test_finished_request_does_not_leak_its_scope() -> None:
     try:
         assert run(futures_app.leaves_straggler) == "done"
@@ -410,12 +393,6 @@ def test_finished_request_does_not_leak_its_scope() -> None:
         _wait_for_no_scope()
 
 
-@pytest.mark.xfail(
-    reason="BUG: execution.async_loop runs every async function on one shared event loop, "
-    "so an async function that calls a blocking SDK method (f.map, f(), f.reduce) on async "
-    "functions blocks the loop its children need: deadlock",
-    strict=True,
-)
 def test_async_function_blocking_on_async_children_does_not_deadlock() -> None:
     apps_dir = Path(__file__).parent / "apps"
     code = (

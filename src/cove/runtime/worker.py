@@ -20,7 +20,7 @@ from typing import Any
 from cove.errors import FunctionError, RequestError
 from cove.runtime.protocol import BlockingChannel
 from cove.sdk.codec import application_signature, decode_arguments, dumps, encode_output, loads
-from cove.sdk.context import CallScope, CallSpec
+from cove.sdk.context import CallScope, CallSpec, enable_process_fallback
 from cove.sdk.decorators import instance_of, registered_functions
 from cove.sdk.execution import TailCall, classify, run_body
 from cove.sdk.manifest import load_module
@@ -160,6 +160,7 @@ class Worker:
 def main() -> None:
     module, function = sys.argv[1], sys.argv[2]
     sock = socket.socket(fileno=int(os.environ.pop("COVE_CHANNEL_FD")))
+    enable_process_fallback()
     channel = BlockingChannel(sock)
     try:
         load_module(_module_path(module), module)

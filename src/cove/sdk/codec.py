@@ -148,7 +148,7 @@ def encode_output(signature: Signature, value: Any) -> tuple[bytes, str]:
             f"{type(value).__name__}"
         )
     try:
-        return signature.return_adapter.dump_json(value), "application/json"
+        return signature.return_adapter.dump_json(value, warnings="error"), "application/json"
     except Exception as exc:
         raise SerializationError(
             f"application {signature.function_name}: the return value does not match its "
@@ -179,4 +179,6 @@ def _first_error(exc: pydantic.ValidationError) -> str:
 
 
 def _hint_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or repr(hint).replace("typing.", "")
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    return repr(hint).replace("typing.", "")

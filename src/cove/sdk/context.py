@@ -75,6 +75,14 @@ _current: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar(
 # this process, its scope is the fallback (see docs/concepts.md, "call ids and threads").
 _process_scopes: dict[int, CallScope] = {}
 _process_lock = threading.Lock()
+_process_fallback = False
+
+
+def enable_process_fallback() -> None:
+    """In a container (one function per process) a thread the user started belongs to
+    the call running there; elsewhere (the local runner) no fallback applies."""
+    global _process_fallback
+    _process_fallback = True
 
 
 def current_scope() -> CallScope | None:
@@ -82,6 +90,8 @@ def current_scope() -> CallScope | None:
     scope = _current.get()
     if scope is not None:
         return scope
+    if not _process_fallback:
+        return None
     with _process_lock:
         if len(_process_scopes) == 1:
             return next(iter(_process_scopes.values()))

@@ -112,7 +112,7 @@ def function(
         gpu=gpu,
         timeout=timeout,
         image=image,
-        secrets=list(secrets or []),
+        secrets=secrets if isinstance(secrets, str) else list(secrets or []),  # type: ignore[arg-type]
         retries=retries,
         region=region,
         min_containers=min_containers,

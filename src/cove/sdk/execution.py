@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import traceback
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,30 +67,6 @@ def classify(function_name: str, exc: BaseException) -> Failure:
     return Failure("function_error", function_name, text, type(exc).__name__, tb)
 
 
-class _AsyncLoop:
-    """One event loop thread per process for ``async def`` functions."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, daemon=True, name="cove-async"
-                ).start()
-                self._loop = loop
-            return self._loop
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop()).result()
-
-
-async_loop = _AsyncLoop()
-
-
 def run_body(fn: Function, scope: CallScope, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run ``fn``'s body under ``scope``. Returns its value, or a :class:`TailCall`."""
     call_args = (instance_of(fn.cls), *args) if fn.cls is not None else args
@@ -105,7 +79,9 @@ def run_body(fn: Function, scope: CallScope, args: tuple[Any, ...], kwargs: dict
             finally:
                 exit_scope(scope, token)
 
-        result = async_loop.run(scoped())
+        # Each async call gets its own loop in its own thread: a body that blocks on SDK
+        # calls can then never starve the loop another call needs.
+        result = asyncio.run(scoped())
     else:
         token = enter_scope(scope)
         try:

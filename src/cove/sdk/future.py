@@ -188,6 +188,10 @@ class Future:
             else:
                 items = [_resolve(i) for i in self._items]
                 if self._initial is _NO_INITIAL:
+                    if not items:
+                        raise SDKUsageError(
+                            f"{fn.name}.reduce() of an empty iterable needs an initial value"
+                        )
                     acc, rest = items[0], items[1:]
                 else:
                     acc, rest = self._initial, items

@@ -34,7 +34,7 @@ class LocalBackend:
         self.progress_updates: list[tuple[str, float, float, str | None]] = []
         self.metrics: list[tuple[str, str, float]] = []
         self._lock = threading.Lock()
-        self._request_error: RequestError | None = None
+        self.request_error: RequestError | None = None
 
     # -- Backend protocol ---------------------------------------------------------------
     def start_calls(self, scope: CallScope, specs: list[CallSpec]) -> list[ConcurrentFuture[Any]]:
@@ -109,10 +109,10 @@ class LocalBackend:
                 failure = classify(fn.name, exc)
                 if failure.reason == "request_error":
                     with self._lock:
-                        self._request_error = self._request_error or RequestError(
+                        self.request_error = self.request_error or RequestError(
                             failure.message, function_name=failure.function_name
                         )
-                    raise self._request_error from None
+                    raise self.request_error from None
                 if failure.retryable() and attempt <= policy.max_retries:
                     time.sleep(policy.delay(attempt))
                     continue
@@ -169,15 +169,17 @@ def run_local_application(app: Function | str, *args: Any, **kwargs: Any) -> Req
     try:
         call_kwargs = decode_arguments(sig, json_values)
         value = backend.run_call("0", fn, (), call_kwargs)
+        if backend.request_error is not None:  # raised below, swallowed by a parent
+            raise backend.request_error
         body, content_type = encode_output(sig, value)
+        if sig.returns_file or content_type != "application/json":
+            return LocalRequest(request_id, File(body, content_type), None)
+        return LocalRequest(request_id, sig.return_adapter.validate_json(body), None)
     except CoveError as exc:
         failed = RequestFailed(
             exc.message, code=exc.code, **{k: v for k, v in exc.details.items()}
         )
         return LocalRequest(request_id, None, failed)
-    if sig.returns_file or content_type != "application/json":
-        return LocalRequest(request_id, File(body, content_type), None)
-    return LocalRequest(request_id, sig.return_adapter.validate_json(body), None)
 
 
 def _to_json(sig: Any, name: str, value: Any) -> Any:
