@@ -1,0 +1,101 @@
+"""The server is SIGKILLed mid-request and restarted: the request finishes with the right
+output and no call whose output was recorded runs its body again."""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import APPS, ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def _lines(log: Path) -> list[tuple[str, str, str]]:
+    if not log.exists():
+        return []
+    out = []
+    for line in log.read_text().splitlines():
+        rid, call_id, tag = line.split(" ", 2)
+        out.append((rid, call_id, tag))
+    return out
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)  # the side-effect log is written by another process
+    raise AssertionError("condition not reached in time")
+
+
+def test_sigkill_mid_request_resumes_without_repeating_finished_calls(
+    tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    data = tmp_path / "data"
+    work = tmp_path / "work"
+    work.mkdir()
+    log = work / "effects.log"
+    server = server_factory(data).start()
+    server.deploy(APPS / "durable.py")
+    with server.client() as c:
+        body = {"log": (None, f'"{log}"'), "steps": (None, "6"), "block_at": (None, "3")}
+        rid = c.post("/applications/durable_job", files=body).json()["request_id"]
+    _wait_for(lambda: ("start step3" in [t for _, _, t in _lines(log)]))
+    pids = [int(p.name) for p in (data / "containers").iterdir()]
+    server.kill()
+
+    restarted = server_factory(data, port=server.port).start()
+    # The previous server's containers are gone before anything resumes.
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
+    (work / "go").write_text("go")
+    with restarted.client() as c:
+        r = c.get(f"/applications/durable_job/requests/{rid}/output", params={"wait": 60})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"total": 150, "squares": [0, 1, 4, 9, 16, 25], "stamp": "kept"}
+        status = c.get(f"/applications/durable_job/requests/{rid}").json()
+        assert status["status"] == "succeeded"
+
+    done = collections.Counter(call for r, call, tag in _lines(log) if tag.startswith("done"))
+    assert all(n == 1 for n in done.values()), done
+    assert len(done) == 6 + 6 + 1
+    starts = collections.Counter(t for _, _, t in _lines(log) if t.startswith("start"))
+    # Steps 0-2 had finished before the crash: they never ran again. Step 3 was running.
+    assert [starts[f"start step{i}"] for i in range(6)] == [1, 1, 1, 2, 1, 1]
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_request_accepted_before_crash_is_not_lost(
+    tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    data = tmp_path / "data"
+    work = tmp_path / "work"
+    work.mkdir()
+    log = work / "effects.log"
+    server = server_factory(data).start()
+    server.deploy(APPS / "durable.py")
+    with server.client() as c:
+        body = {"log": (None, f'"{log}"'), "steps": (None, "2"), "block_at": (None, "0")}
+        ids = [c.post("/applications/durable_job", files=body).json()["request_id"]
+               for _ in range(3)]
+    server.kill()
+    (work / "go").write_text("go")
+    restarted = server_factory(data, port=server.port).start()
+    with restarted.client() as c:
+        for rid in ids:
+            r = c.get(f"/applications/durable_job/requests/{rid}/output", params={"wait": 60})
+            assert r.status_code == 200, r.text
+            assert r.json()["total"] == 10
+    assert os.path.exists(log)
