@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -35,8 +36,16 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cove.cli.main", "server", "--port", str(self.port),
-               "--data-dir", str(self.data_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "cove.cli.main",
+            "server",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -94,7 +103,5 @@ def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
 def _kill_workers(root: Path) -> None:
     """Stop container processes a test's servers left (their records are under root)."""
     for record in root.rglob("containers/*"):
-        try:
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
             os.killpg(int(record.name), signal.SIGKILL)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass

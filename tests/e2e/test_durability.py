@@ -46,7 +46,7 @@ def test_sigkill_mid_request_resumes_without_repeating_finished_calls(
     with server.client() as c:
         body = {"log": (None, f'"{log}"'), "steps": (None, "6"), "block_at": (None, "3")}
         rid = c.post("/applications/durable_job", files=body).json()["request_id"]
-    _wait_for(lambda: ("start step3" in [t for _, _, t in _lines(log)]))
+    _wait_for(lambda: "start step3" in [t for _, _, t in _lines(log)])
     pids = [int(p.name) for p in (data / "containers").iterdir()]
     server.kill()
 
@@ -88,8 +88,9 @@ def test_request_accepted_before_crash_is_not_lost(
     server.deploy(APPS / "durable.py")
     with server.client() as c:
         body = {"log": (None, f'"{log}"'), "steps": (None, "2"), "block_at": (None, "0")}
-        ids = [c.post("/applications/durable_job", files=body).json()["request_id"]
-               for _ in range(3)]
+        ids = [
+            c.post("/applications/durable_job", files=body).json()["request_id"] for _ in range(3)
+        ]
     server.kill()
     (work / "go").write_text("go")
     restarted = server_factory(data, port=server.port).start()

@@ -59,7 +59,9 @@ def test_deploy_lists_applications_with_urls_and_schemas(client: TestClient) -> 
 
 def test_deploy_rejects_bad_code_and_changes_nothing(client: TestClient) -> None:
     before = client.get("/applications").json()
-    r = client.post("/applications", files={"code": ("bad_cpu.py", (APPS / "bad_cpu.py").read_bytes())})
+    r = client.post(
+        "/applications", files={"code": ("bad_cpu.py", (APPS / "bad_cpu.py").read_bytes())}
+    )
     assert r.status_code == 400
     assert "too_big" in error_of(r)["message"] and "cpu" in error_of(r)["message"]
     r = client.post("/applications", files={"code": ("x.py", b"def broken(:\n")})
@@ -105,9 +107,14 @@ def test_several_arguments_by_multipart_and_by_json_object(client: TestClient) -
         ({"json": {"a": 1, "b": [1], "c": {"x": 1}}}, "parameter 'b'[0]"),
         ({"json": {"a": 1, "b": [], "c": {"y": 1}}}, "parameter 'c'"),
         ({"json": {"a": 1, "b": [], "c": {"x": 1}, "d": 1.5}}, "parameter 'd'"),
-        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, "not valid JSON"),
-        ({"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}},
-         "multipart"),
+        (
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            "not valid JSON",
+        ),
+        (
+            {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}},
+            "multipart",
+        ),
         ({"json": [1, 2]}, "takes 4 parameters"),
     ],
 )
@@ -131,16 +138,26 @@ def test_unknown_application_is_404(client: TestClient) -> None:
 
 
 def test_file_in_and_out_keeps_bytes_and_content_type(client: TestClient) -> None:
-    r = client.post("/applications/upload", params={"wait": 60}, content=b"abc",
-                    headers={"content-type": "text/x-note"})
+    r = client.post(
+        "/applications/upload",
+        params={"wait": 60},
+        content=b"abc",
+        headers={"content-type": "text/x-note"},
+    )
     assert r.status_code == 200 and r.content == b"ABC"
     assert r.headers["content-type"] == "text/x-note"
-    r = client.post("/applications/upload", params={"wait": 60},
-                    files={"doc": ("a.txt", b"xyz", "text/plain")})
+    r = client.post(
+        "/applications/upload", params={"wait": 60}, files={"doc": ("a.txt", b"xyz", "text/plain")}
+    )
     assert r.content == b"XYZ" and r.headers["content-type"] == "text/plain"
-    out = wait_output(client, "upload_and_label", files={
-        "doc": ("d.bin", b"\x00\x01\x02", "application/octet-stream"), "label": (None, "raw text"),
-    })
+    out = wait_output(
+        client,
+        "upload_and_label",
+        files={
+            "doc": ("d.bin", b"\x00\x01\x02", "application/octet-stream"),
+            "label": (None, "raw text"),
+        },
+    )
     assert out == {"label": "raw text", "size": 3, "type": "application/octet-stream"}
     r = client.post("/applications/upload_and_label", json={"doc": "x", "label": "y"})
     assert r.status_code == 400 and "expects a file" in error_of(r)["message"]
@@ -160,8 +177,9 @@ def test_request_id_status_output_and_listing(client: TestClient) -> None:
     ids = [client.post("/applications/shout", json=str(i)).json()["request_id"] for i in range(3)]
     page1 = client.get("/applications/shout/requests", params={"limit": 2}).json()
     assert [r["id"] for r in page1["requests"]] == ids[::-1][:2]
-    page2 = client.get("/applications/shout/requests",
-                       params={"limit": 2, "cursor": page1["next_cursor"]}).json()
+    page2 = client.get(
+        "/applications/shout/requests", params={"limit": 2, "cursor": page1["next_cursor"]}
+    ).json()
     assert page2["requests"][0]["id"] == ids[0]
     assert client.get("/applications/shout/requests", params={"cursor": "zz"}).status_code == 400
     assert client.post("/applications/shout", params={"wait": -1}, json="a").status_code == 400

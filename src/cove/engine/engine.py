@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import pickle
 import time
@@ -54,9 +55,7 @@ class Payloads:
 class Engine(PoolHooks):
     """Requests, calls and pools of one server."""
 
-    def __init__(
-        self, settings: Settings, runtime: ContainerRuntime | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, runtime: ContainerRuntime | None = None) -> None:
         self.settings = settings
         data_dir = Path(settings.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,19 +100,28 @@ class Engine(PoolHooks):
     async def _recover(self) -> None:
         rows = await self.store.read(j.unfinished_requests)
         for row in rows:
+            rid: str = row["id"]
             try:
                 version = self.deployments.get(row["app"], row["version"])
             except Exception:
+                gone = _internal("the request's application version is gone")
                 await self.store.write(
-                    lambda c, rid=row["id"]: j.finish_request(
-                        c, rid, "failed", time.time(), error=_internal("version is gone")
+                    functools.partial(
+                        j.finish_request,
+                        request_id=rid,
+                        status="failed",
+                        now=time.time(),
+                        error=gone,
                     )
                 )
                 continue
-            run = RequestRun(row["id"], version, status=row["status"])
-            calls = await self.store.read(lambda c, rid=row["id"]: j.calls_of(c, rid))
-            state = await self.store.read(lambda c, rid=row["id"]: j.state_of(c, rid))
-            run.state = {k: self.payloads.load(v) for k, v in state.items()}  # type: ignore[misc]
+            run = RequestRun(rid, version, status=row["status"])
+
+            def load(conn: Any, rid: str = rid) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                return j.calls_of(conn, rid), j.state_of(conn, rid)
+
+            calls, state = await self.store.read(load)
+            run.state = {k: self.payloads.load(v) for k, v in state.items()}
             root = self._recover_calls(run, calls)
             self.live[run.id] = run
             if root is not None:
@@ -128,12 +136,20 @@ class Engine(PoolHooks):
                 continue  # re-issued by its parent when the parent runs again
             args = self.payloads.load(j.Payload(row["args_inline"], row["args_blob"]))
             call = Call(
-                run, row["call_id"], row["function"], None, row["input_mode"],
-                row["output_mode"], args if row["call_id"] == "0" else b"",
-                status=row["status"], attempts=row["attempts"],
+                run,
+                row["call_id"],
+                row["function"],
+                None,
+                row["input_mode"],
+                row["output_mode"],
+                args if row["call_id"] == "0" else b"",
+                status=row["status"],
+                attempts=row["attempts"],
             )
             if call.status == "succeeded":
-                call.output = self.payloads.load(j.Payload(row["output_inline"], row["output_blob"]))
+                call.output = self.payloads.load(
+                    j.Payload(row["output_inline"], row["output_blob"])
+                )
                 call.content_type = row["content_type"]
             elif call.status == "failed":
                 import json
@@ -159,8 +175,12 @@ class Engine(PoolHooks):
         now = time.time()
         rid = new_request_id()
         request = {
-            "id": rid, "app": app, "version": version.version, "status": "pending",
-            "created_at": now, "idempotency_key": idempotency_key,
+            "id": rid,
+            "app": app,
+            "version": version.version,
+            "status": "pending",
+            "created_at": now,
+            "idempotency_key": idempotency_key,
             "idempotency_hash": body_hash,
         }
 
@@ -251,12 +271,24 @@ class Engine(PoolHooks):
         elif kind == "state_set":
             self._set_state(slot, msg[1], msg[2], msg[3], msg[4])
         elif kind == "progress":
-            row = {"request_id": msg[1], "call_id": msg[2], "current": msg[3], "total": msg[4],
-                   "message": msg[5], "created_at": time.time()}
+            row = {
+                "request_id": msg[1],
+                "call_id": msg[2],
+                "current": msg[3],
+                "total": msg[4],
+                "message": msg[5],
+                "created_at": time.time(),
+            }
             self.store.submit(lambda c: j.add_progress(c, row))
         elif kind == "metric":
-            row = {"request_id": msg[1], "call_id": msg[2], "kind": msg[3], "name": msg[4],
-                   "value": msg[5], "created_at": time.time()}
+            row = {
+                "request_id": msg[1],
+                "call_id": msg[2],
+                "kind": msg[3],
+                "name": msg[4],
+                "value": msg[5],
+                "created_at": time.time(),
+            }
             self.store.submit(lambda c: j.add_metric(c, row))
 
     def _children(
@@ -290,8 +322,16 @@ class Engine(PoolHooks):
 
             def insert(conn: Any) -> None:
                 for call_id, function, args in rows:
-                    row = _call_row(request_id, call_id, function, parent_id, "pickle", "pickle",
-                                    self.payloads.keep(args), now)
+                    row = _call_row(
+                        request_id,
+                        call_id,
+                        function,
+                        parent_id,
+                        "pickle",
+                        "pickle",
+                        self.payloads.keep(args),
+                        now,
+                    )
                     j.insert_call(conn, row)
 
             self.store.submit(insert)
@@ -313,8 +353,16 @@ class Engine(PoolHooks):
         if child is None:
             child = Call(run, child_id, function, call, "pickle", call.output_mode, payload)
             run.calls[child_id] = child
-            row = _call_row(run.id, child_id, function, call.call_id, "pickle",
-                            call.output_mode, j.Payload(), time.time())
+            row = _call_row(
+                run.id,
+                child_id,
+                function,
+                call.call_id,
+                "pickle",
+                call.output_mode,
+                j.Payload(),
+                time.time(),
+            )
             row_payload = payload
 
             def insert(conn: Any) -> None:
@@ -347,8 +395,9 @@ class Engine(PoolHooks):
         def write(conn: Any) -> None:
             output = self.payloads.keep(data)
             for call_id, attempts in keys:
-                j.finish_call(conn, run.id, call_id, "succeeded", now, attempts, output,
-                              content_type)
+                j.finish_call(
+                    conn, run.id, call_id, "succeeded", now, attempts, output, content_type
+                )
             if finishes_request and not run.finished:
                 j.finish_request(conn, run.id, "succeeded", now, content_type=content_type)
 
@@ -469,11 +518,16 @@ class Engine(PoolHooks):
     def on_lost(self, slot: Slot) -> None:
         for call in list(slot.calls.values()):
             slot.pool.release(slot, call)
-            self._attempt_failed(call, {
-                "reason": "container_lost", "function_name": call.function,
-                "message": "the container stopped while the call ran",
-                "error_type": "ContainerLost", "traceback": "",
-            })
+            self._attempt_failed(
+                call,
+                {
+                    "reason": "container_lost",
+                    "function_name": call.function,
+                    "message": "the container stopped while the call ran",
+                    "error_type": "ContainerLost",
+                    "traceback": "",
+                },
+            )
 
     def on_start_failed(self, pool: Pool, failure: dict[str, Any]) -> None:
         failure = {**failure, "reason": failure.get("reason", "function_error")}
@@ -507,20 +561,34 @@ def _tail_chain(call: Call) -> list[Call]:
 
 
 def _call_row(
-    request_id: str, call_id: str, function: str, parent_id: str | None,
-    input_mode: str, output_mode: str, args: j.Payload, now: float,
+    request_id: str,
+    call_id: str,
+    function: str,
+    parent_id: str | None,
+    input_mode: str,
+    output_mode: str,
+    args: j.Payload,
+    now: float,
 ) -> dict[str, Any]:
     return {
-        "request_id": request_id, "call_id": call_id, "function": function,
-        "parent_id": parent_id, "status": "pending", "attempts": 0,
-        "input_mode": input_mode, "output_mode": output_mode,
-        "args_inline": args.inline, "args_blob": args.blob, "created_at": now,
+        "request_id": request_id,
+        "call_id": call_id,
+        "function": function,
+        "parent_id": parent_id,
+        "status": "pending",
+        "attempts": 0,
+        "input_mode": input_mode,
+        "output_mode": output_mode,
+        "args_inline": args.inline,
+        "args_blob": args.blob,
+        "created_at": now,
     }
 
 
 def _request_error(failure: dict[str, Any]) -> dict[str, Any]:
     return {
-        "reason": "function_error" if failure.get("reason") == "child_failed"
+        "reason": "function_error"
+        if failure.get("reason") == "child_failed"
         else failure.get("reason"),
         "function_name": failure.get("function_name"),
         "message": failure.get("message"),
@@ -530,11 +598,20 @@ def _request_error(failure: dict[str, Any]) -> dict[str, Any]:
 
 
 def _internal(message: str) -> dict[str, Any]:
-    return {"reason": "internal_error", "function_name": None, "message": message,
-            "error_type": "InternalError", "traceback": ""}
+    return {
+        "reason": "internal_error",
+        "function_name": None,
+        "message": message,
+        "error_type": "InternalError",
+        "traceback": "",
+    }
 
 
 def _cancelled(status: str) -> dict[str, Any]:
-    return {"reason": "cancelled", "function_name": None,
-            "message": f"the request already {status}", "error_type": "Cancelled",
-            "traceback": ""}
+    return {
+        "reason": "cancelled",
+        "function_name": None,
+        "message": f"the request already {status}",
+        "error_type": "Cancelled",
+        "traceback": "",
+    }

@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cove.store.journal import Payload
 
 if TYPE_CHECKING:
     from cove.engine.deployments import Version
@@ -61,7 +60,7 @@ class RequestRun:
     id: str
     version: Version
     calls: dict[str, Call] = field(default_factory=dict)
-    state: dict[str, Payload] = field(default_factory=dict)
+    state: dict[str, bytes] = field(default_factory=dict)
     status: str = "pending"
     done: asyncio.Event = field(default_factory=asyncio.Event)
 

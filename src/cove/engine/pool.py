@@ -107,8 +107,10 @@ class Pool:
     def _free_slot(self) -> Slot | None:
         best: Slot | None = None
         for slot in self.slots:
-            if slot.alive and slot.active < self.max_concurrency and (
-                best is None or slot.active < best.active
+            if (
+                slot.alive
+                and slot.active < self.max_concurrency
+                and (best is None or slot.active < best.active)
             ):
                 best = slot
         return best

@@ -59,5 +59,5 @@ class ContainerRuntime(ABC):
     def reap_orphans(self) -> int:
         """Stop containers left by a server that died; returns how many were stopped."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release here
         """Release runtime resources."""

@@ -92,9 +92,7 @@ def application_signature(fn: Function) -> Signature:
         hint = hints.get(p.name, Any)
         is_file = hint is File
         adapter = None if is_file else _adapter(fn.name, f"parameter '{p.name}'", hint)
-        params.append(
-            Parameter(p.name, hint, p.default is _EMPTY, p.default, is_file, adapter)
-        )
+        params.append(Parameter(p.name, hint, p.default is _EMPTY, p.default, is_file, adapter))
     ret = hints.get("return", Any)
     returns_file = ret is File
     ret_adapter = _adapter(fn.name, "the return value", Any if returns_file else ret)
@@ -111,8 +109,7 @@ def decode_arguments(signature: Signature, values: dict[str, Any]) -> dict[str, 
         if p.name not in values:
             if p.required:
                 raise DeserializationError(
-                    f"application {signature.function_name}: missing required argument "
-                    f"'{p.name}'",
+                    f"application {signature.function_name}: missing required argument '{p.name}'",
                     parameter=p.name,
                 )
             continue

@@ -35,8 +35,7 @@ def _check_range(fn_name: str, attr: str, value: Any) -> None:
     low, high = _LIMITS[attr]
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise SDKUsageError(
-            f"@function {fn_name}: {attr} must be a number from {low:g} to {high:g}, "
-            f"got {value!r}"
+            f"@function {fn_name}: {attr} must be a number from {low:g} to {high:g}, got {value!r}"
         )
 
 
@@ -70,7 +69,9 @@ def _validate_function_config(name: str, cfg: FunctionConfig) -> None:
                     f"{attr} ({value})"
                 )
     if cfg.retries is not None and not isinstance(cfg.retries, Retries):
-        raise SDKUsageError(f"@function {name}: retries must be a cove.Retries, got {cfg.retries!r}")
+        raise SDKUsageError(
+            f"@function {name}: retries must be a cove.Retries, got {cfg.retries!r}"
+        )
     if cfg.image is not None and not isinstance(cfg.image, Image):
         raise SDKUsageError(f"@function {name}: image must be a cove.Image, got {cfg.image!r}")
     if not isinstance(cfg.secrets, list | tuple) or not all(
@@ -81,7 +82,9 @@ def _validate_function_config(name: str, cfg: FunctionConfig) -> None:
     if gpu is not None and not (
         isinstance(gpu, str) or (isinstance(gpu, list) and all(isinstance(g, str) for g in gpu))
     ):
-        raise SDKUsageError(f"@function {name}: gpu must be a model string, a list of them, or None")
+        raise SDKUsageError(
+            f"@function {name}: gpu must be a model string, a list of them, or None"
+        )
     if not isinstance(cfg.description, str):
         raise SDKUsageError(f"@function {name}: description must be a string")
     _check_region(f"@function {name}", cfg.region)
@@ -112,7 +115,7 @@ def function(
         gpu=gpu,
         timeout=timeout,
         image=image,
-        secrets=secrets if isinstance(secrets, str) else list(secrets or []),  # type: ignore[arg-type]
+        secrets=secrets if isinstance(secrets, str) else list(secrets or []),
         retries=retries,
         region=region,
         min_containers=min_containers,
@@ -202,7 +205,7 @@ def cls(init_timeout: float | None = None) -> Callable[[T], T]:
             if getattr(_REAL_INIT, "active", False):
                 original_init(self)
 
-        klass.__init__ = __init__  # type: ignore[misc]
+        klass.__init__ = __init__  # type: ignore[method-assign]
         return klass
 
     return decorate

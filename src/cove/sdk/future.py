@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from cove.sdk.function import Function
 
 
-class RETURN_WHEN(Enum):  # noqa: N801 - the SDK's public name
+class RETURN_WHEN(Enum):
     """When :meth:`Future.wait` returns."""
 
     FIRST_COMPLETED = "first_completed"

@@ -176,9 +176,7 @@ def run_local_application(app: Function | str, *args: Any, **kwargs: Any) -> Req
             return LocalRequest(request_id, File(body, content_type), None)
         return LocalRequest(request_id, sig.return_adapter.validate_json(body), None)
     except CoveError as exc:
-        failed = RequestFailed(
-            exc.message, code=exc.code, **{k: v for k, v in exc.details.items()}
-        )
+        failed = RequestFailed(exc.message, code=exc.code, **{k: v for k, v in exc.details.items()})
         return LocalRequest(request_id, None, failed)
 
 

@@ -39,7 +39,9 @@ class RemoteRequest(Request):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = _POLL_WAIT if deadline is None else deadline - time.monotonic()
-            response = self._client.output(self._app, self._id, wait=max(0.0, min(remaining, _POLL_WAIT)))
+            response = self._client.output(
+                self._app, self._id, wait=max(0.0, min(remaining, _POLL_WAIT))
+            )
             if response.status_code != 202:
                 return self._typed(decode_output(response))
             if deadline is not None and time.monotonic() >= deadline:
@@ -106,4 +108,3 @@ def _body(values: dict[str, Any], adapters: dict[str, Any]) -> dict[str, Any]:
         else:
             files[key] = (key, encode(key, value), "application/json")
     return {"files": files}
-

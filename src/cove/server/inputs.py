@@ -70,9 +70,7 @@ async def _from_multipart(app: str, request: Request, params: dict[str, Any]) ->
     return values
 
 
-def _from_body(
-    app: str, body: bytes, content_type: str, params: dict[str, Any]
-) -> dict[str, Any]:
+def _from_body(app: str, body: bytes, content_type: str, params: dict[str, Any]) -> dict[str, Any]:
     if not body.strip():
         return {}
     plist = list(params.values())
@@ -83,7 +81,9 @@ def _from_body(
         return {}
     if len(plist) == 1:
         if plist[0]["is_file"]:
-            raise _bad(app, f"parameter '{plist[0]['name']}' expects a file", parameter=plist[0]["name"])
+            raise _bad(
+                app, f"parameter '{plist[0]['name']}' expects a file", parameter=plist[0]["name"]
+            )
         return {plist[0]["name"]: value}
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k in params}

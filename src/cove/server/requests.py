@@ -73,8 +73,11 @@ async def get_request(app: str, request_id: str, request: Request) -> dict[str, 
     store = engine_of(request).store
 
     def read(conn: Any) -> tuple[Any, Any, Any]:
-        return (j.calls_of(conn, request_id), j.progress_of(conn, request_id),
-                j.metrics_of(conn, request_id))
+        return (
+            j.calls_of(conn, request_id),
+            j.progress_of(conn, request_id),
+            j.metrics_of(conn, request_id),
+        )
 
     calls, progress, metrics = await store.read(read)
     return views.request_detail(row, calls, progress, metrics)

@@ -46,9 +46,13 @@ def request_summary(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "finished_at": iso(row["finished_at"]),
         "error": (
-            {"function_name": error.get("function_name"), "message": error.get("message"),
-             "reason": error.get("reason")}
-            if error else None
+            {
+                "function_name": error.get("function_name"),
+                "message": error.get("message"),
+                "reason": error.get("reason"),
+            }
+            if error
+            else None
         ),
     }
 
@@ -80,8 +84,11 @@ def request_detail(
     latest: dict[str, dict[str, Any]] = {}
     for p in progress:
         latest[p["call_id"]] = {
-            "function_call_id": p["call_id"], "current": p["current"], "total": p["total"],
-            "message": p["message"], "at": iso(p["created_at"]),
+            "function_call_id": p["call_id"],
+            "current": p["current"],
+            "total": p["total"],
+            "message": p["message"],
+            "at": iso(p["created_at"]),
         }
     data["progress"] = list(latest.values())
     counters: dict[str, float] = {}

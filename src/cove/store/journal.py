@@ -34,7 +34,13 @@ class Payload:
 
 # -- applications -----------------------------------------------------------------------
 def insert_version(
-    conn: Connection, app: str, module: str, filename: str, code_blob: str, manifest: str, now: float
+    conn: Connection,
+    app: str,
+    module: str,
+    filename: str,
+    code_blob: str,
+    manifest: str,
+    now: float,
 ) -> int:
     row = conn.execute(
         select(applications.c.latest_version).where(applications.c.name == app)
@@ -175,8 +181,9 @@ def unfinished_requests(conn: Connection) -> list[dict[str, Any]]:
 
 def count_requests(conn: Connection, app: str) -> int:
     return int(
-        conn.execute(select(func.count()).select_from(requests).where(requests.c.app == app))
-        .scalar_one()
+        conn.execute(
+            select(func.count()).select_from(requests).where(requests.c.app == app)
+        ).scalar_one()
     )
 
 
