@@ -1,0 +1,50 @@
+"""Failure paths that must end, and payloads that must leave the journal's rows."""
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from cove import application, cls, function
+
+
+@application()
+@function()
+def big_output(size: int) -> str:
+    return "x" * size
+
+
+@cls()
+class Broken:
+    def __init__(self) -> None:
+        raise RuntimeError("model weights missing")
+
+    @function()
+    def predict(self, x: int) -> int:
+        return x
+
+
+@application()
+@function()
+def uses_broken(x: int) -> int:
+    return Broken().predict(x)
+
+
+@function()
+def crasher(x: int) -> int:
+    os._exit(3)
+
+
+@application()
+@function()
+def crashes(x: int) -> int:
+    return crasher(x)
+
+
+@application()
+@function()
+def spawner(pid_file: str) -> str:
+    child = subprocess.Popen(["sleep", "600"])
+    Path(pid_file).write_text(str(child.pid))
+    time.sleep(600)
+    return "never"

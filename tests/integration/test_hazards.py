@@ -1,0 +1,106 @@
+"""The design hazards: every failure path ends, payloads leave rows, process groups die."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cove.engine.settings import Settings
+from cove.server import create_app
+from cove.store.schema import function_calls
+from tests.conftest import APPS
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), inline_payload_limit=1024)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        path = APPS / "hazards.py"
+        r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
+        assert r.status_code == 201, r.text
+        yield client, app.state.engine
+
+
+def test_large_outputs_go_to_the_blob_store(server: tuple[TestClient, Any]) -> None:
+    client, engine = server
+    r = client.post("/applications/big_output", params={"wait": 60}, json=200_000)
+    assert r.status_code == 200 and r.json() == "x" * 200_000
+    rid = r.headers["x-cove-request-id"]
+    row = engine.store.read_sync(
+        lambda c: (
+            c.execute(select(function_calls).where(function_calls.c.request_id == rid))
+            .mappings()
+            .one()
+        )
+    )
+    assert row["output_inline"] is None and row["output_blob"]
+    assert engine.blobs.get(row["output_blob"]) == r.content
+    small = client.post("/applications/big_output", params={"wait": 60}, json=10)
+    rid = small.headers["x-cove-request-id"]
+    row = engine.store.read_sync(
+        lambda c: (
+            c.execute(select(function_calls).where(function_calls.c.request_id == rid))
+            .mappings()
+            .one()
+        )
+    )
+    assert row["output_inline"] == b'"xxxxxxxxxx"' and row["output_blob"] is None
+
+
+def test_failing_container_init_ends_the_request(server: tuple[TestClient, Any]) -> None:
+    client, _ = server
+    r = client.post("/applications/uses_broken", params={"wait": 60}, json=1)
+    assert r.status_code == 500
+    err = r.json()["error"]
+    assert err["function_name"] == "Broken.predict"
+    assert "model weights missing" in err["message"]
+
+
+def test_container_crash_is_retried_then_fails_with_a_reason(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, engine = server
+    r = client.post("/applications/crashes", params={"wait": 60}, json=1)
+    assert r.status_code == 500
+    rid = r.json()["error"]["request_id"]
+    status = client.get(f"/applications/crashes/requests/{rid}").json()
+    assert status["status"] == "failed"
+    assert status["error"]["function_name"] == "crasher"
+    assert status["error"]["reason"] == "function_error"
+    assert "container stopped" in status["error"]["message"]
+    pool = engine.pools[("crashes", 1, "crasher")]
+    assert pool.cold_starts == engine.settings.machine_retries + 1
+
+
+def test_stopping_a_container_stops_what_its_code_spawned(
+    server: tuple[TestClient, Any], tmp_path: Path
+) -> None:
+    client, _ = server
+    pid_file = tmp_path / "child.pid"
+    client.post("/applications/spawner", json=str(pid_file))
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the function never started"
+        time.sleep(0.02)  # written by the container process
+    pid = int(pid_file.read_text())
+    assert _alive(pid)
+    assert client.delete("/applications/spawner").status_code == 204
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the spawned process outlived its container"
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"

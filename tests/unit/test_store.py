@@ -1,0 +1,121 @@
+"""The store: migrations from an empty database, group commit, one bad write isolated."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+
+from cove.blobs import LocalBlobStore
+from cove.engine.ids import is_request_id, new_request_id
+from cove.store import open_store
+from cove.store.migrations import MIGRATIONS, current_version
+from cove.store.schema import progress
+
+
+def test_migrations_build_every_table_from_empty(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        names = set(inspect(store.reader_engine).get_table_names())
+        assert {
+            "applications",
+            "app_versions",
+            "requests",
+            "function_calls",
+            "request_state",
+            "progress",
+            "metrics",
+            "cove_schema_version",
+        } <= names
+        assert store.read_sync(current_version) == MIGRATIONS[-1][0]
+        mode = store.read_sync(lambda c: c.execute(text("PRAGMA journal_mode")).scalar())
+        assert mode == "wal"
+    finally:
+        store.close()
+    again = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")  # re-opening is a no-op
+    try:
+        assert again.read_sync(current_version) == MIGRATIONS[-1][0]
+    finally:
+        again.close()
+
+
+def _row(i: int) -> dict[str, object]:
+    return {
+        "request_id": "r",
+        "call_id": str(i),
+        "current": i,
+        "total": 100,
+        "message": None,
+        "created_at": 0.0,
+    }
+
+
+def test_concurrent_writes_are_group_committed(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}", "FULL")
+    try:
+        threads = [
+            threading.Thread(
+                target=lambda i=i: store.write_sync(lambda c: c.execute(progress.insert(), _row(i)))
+            )
+            for i in range(200)
+        ]
+        before = store.commits
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        count = store.read_sync(
+            lambda c: c.execute(select(func.count()).select_from(progress)).scalar()
+        )
+        assert count == 200
+        assert store.commits - before < 200  # several writes shared each commit
+    finally:
+        store.close()
+
+
+def test_a_failing_write_does_not_sink_its_batch(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    results: list[object] = []
+    done = threading.Event()
+
+    def record(result: object, error: BaseException | None) -> None:
+        results.append(error if error is not None else "ok")
+        if len(results) == 3:
+            done.set()
+
+    try:
+        store.submit(lambda c: c.execute(progress.insert(), _row(1)), record)
+        store.submit(lambda c: c.execute(text("INSERT INTO nowhere VALUES (1)")), record)
+        store.submit(lambda c: c.execute(progress.insert(), _row(2)), record)
+        assert done.wait(30)
+        assert results.count("ok") == 2
+        assert any(isinstance(r, Exception) for r in results)
+        with pytest.raises(Exception, match="nowhere"):
+            store.write_sync(lambda c: c.execute(text("INSERT INTO nowhere VALUES (1)")))
+        count = store.read_sync(
+            lambda c: c.execute(select(func.count()).select_from(progress)).scalar()
+        )
+        assert count == 2
+    finally:
+        store.close()
+
+
+def test_local_blobs_are_content_addressed_and_immutable(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    key = blobs.put(b"payload")
+    assert key == blobs.put(b"payload") == LocalBlobStore.key_of(b"payload")
+    assert blobs.get(key) == b"payload"
+    assert not list((tmp_path / "blobs").rglob(".tmp-*"))
+    blobs.delete(key)
+    with pytest.raises(KeyError):
+        blobs.get(key)
+    with pytest.raises(KeyError):
+        blobs.get("../../etc/passwd")
+
+
+def test_request_ids_are_unique_and_time_ordered() -> None:
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(is_request_id(i) for i in ids)
+    assert ids[0][:9] <= ids[-1][:9]
