@@ -607,12 +607,6 @@ def test_requests_do_not_share_state(runner: Runner) -> None:
 # -- known bugs in src -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: run_local_application with a JSON-shaped dict for a Pydantic-model parameter "
-    "warns PydanticSerializationUnexpectedValue (src/cove/sdk/local.py _to_json dumps the dict "
-    "through the model's TypeAdapter)",
-)
 def test_local_accepts_json_shaped_model_input() -> None:
     models = import_example("models")
     with warnings.catch_warnings():

@@ -119,3 +119,24 @@ def test_request_ids_are_unique_and_time_ordered() -> None:
     ids = [new_request_id() for _ in range(1000)]
     assert len(set(ids)) == 1000 and all(is_request_id(i) for i in ids)
     assert ids[0][:9] <= ids[-1][:9]
+
+
+def test_lazy_writes_share_the_next_commit_or_flush_soon(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        flushed = threading.Event()
+        store.submit(
+            lambda c: c.execute(progress.insert(), _row(1)), lambda r, e: flushed.set(), lazy=True
+        )
+        assert flushed.wait(10)  # alone, a lazy write still commits (after a short delay)
+        before = store.commits
+        for i in range(2, 12):
+            store.submit(lambda c, i=i: c.execute(progress.insert(), _row(i)), lazy=True)
+        store.write_sync(lambda c: c.execute(progress.insert(), _row(99)))
+        assert store.commits - before == 1  # ten lazy writes rode along with the durable one
+        count = store.read_sync(
+            lambda c: c.execute(select(func.count()).select_from(progress)).scalar()
+        )
+        assert count == 12
+    finally:
+        store.close()

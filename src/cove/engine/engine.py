@@ -247,7 +247,7 @@ class Engine(PoolHooks):
             if first:
                 j.mark_request_running(conn, run.id)
 
-        self.store.submit(write)
+        self.store.submit(write, lazy=True)
 
     def on_frame(self, slot: Slot, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -279,7 +279,7 @@ class Engine(PoolHooks):
                 "message": msg[5],
                 "created_at": time.time(),
             }
-            self.store.submit(lambda c: j.add_progress(c, row))
+            self.store.submit(lambda c: j.add_progress(c, row), lazy=True)
         elif kind == "metric":
             row = {
                 "request_id": msg[1],
@@ -289,7 +289,7 @@ class Engine(PoolHooks):
                 "value": msg[5],
                 "created_at": time.time(),
             }
-            self.store.submit(lambda c: j.add_metric(c, row))
+            self.store.submit(lambda c: j.add_metric(c, row), lazy=True)
 
     def _children(
         self, slot: Slot, request_id: str, parent_id: str, items: list[tuple[Any, ...]]
@@ -334,7 +334,7 @@ class Engine(PoolHooks):
                     )
                     j.insert_call(conn, row)
 
-            self.store.submit(insert)
+            self.store.submit(insert, lazy=True)
         if parent.children_waiting and parent.slot is not None:
             parent.slot.pool.borrow(parent)
         for call in fresh:
@@ -371,7 +371,7 @@ class Engine(PoolHooks):
                 row.update(args_inline=kept.inline, args_blob=kept.blob)
                 j.insert_call(conn, row)
 
-            self.store.submit(insert)
+            self.store.submit(insert, lazy=True)
             child.tail_of = call
             self._pool(run.version, function).submit(child)
             return

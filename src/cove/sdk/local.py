@@ -190,5 +190,5 @@ def _to_json(sig: Any, name: str, value: Any) -> Any:
         return value
     for p in sig.parameters:
         if p.name == name and p.adapter is not None:
-            return json.loads(p.adapter.dump_json(value))
+            return json.loads(p.adapter.dump_json(value, warnings=False))
     return json.loads(pydantic.TypeAdapter(Any).dump_json(value))

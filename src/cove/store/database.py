@@ -13,6 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,10 +30,16 @@ Done = Callable[[Any, BaseException | None], None]
 _BATCH_LIMIT = 2000
 
 
+# Writes that need no acknowledgement (a call started, a progress update) wait at most this
+# long for a durable write to share its commit with.
+LAZY_FLUSH_SECONDS = 0.05
+
+
 @dataclass
 class _Item:
     op: Op
     done: Done | None
+    lazy: bool = False
 
 
 class Store:
@@ -48,9 +55,13 @@ class Store:
         self.commits = 0
 
     # -- writing ------------------------------------------------------------------------
-    def submit(self, op: Op, done: Done | None = None) -> None:
-        """Queue a write; ``done(result, error)`` is called from the writer thread after commit."""
-        self._queue.put(_Item(op, done))
+    def submit(self, op: Op, done: Done | None = None, lazy: bool = False) -> None:
+        """Queue a write; ``done(result, error)`` is called from the writer thread after commit.
+
+        A ``lazy`` write is committed with the next other write, or within
+        ``LAZY_FLUSH_SECONDS``: it costs no commit of its own. Writes commit in queue order.
+        """
+        self._queue.put(_Item(op, done, lazy))
 
     async def write(self, op: Callable[[Connection], T]) -> T:
         """Run ``op`` in the next group commit and return its result once committed."""
@@ -80,24 +91,38 @@ class Store:
         return result
 
     def _run(self) -> None:
+        pending: list[_Item] = []
+        lazy_since = 0.0
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < _BATCH_LIMIT:
+            timeout = None
+            if pending:  # only lazy writes are waiting
+                timeout = max(0.0, lazy_since + LAZY_FLUSH_SECONDS - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._commit(pending)
+                pending, lazy_since = [], 0.0
+                continue
+            stop = item is None
+            if item is not None:
+                pending.append(item)
+            while not stop and len(pending) < _BATCH_LIMIT:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
                     stop = True
-                    break
-                batch.append(item)
-            self._commit(batch)
-            if stop:
-                return
+                else:
+                    pending.append(item)
+            if stop or len(pending) >= _BATCH_LIMIT or any(not i.lazy for i in pending):
+                if pending:
+                    self._commit(pending)
+                pending, lazy_since = [], 0.0
+                if stop:
+                    return
+            elif lazy_since == 0.0:
+                lazy_since = time.monotonic()
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
