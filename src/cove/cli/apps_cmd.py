@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -79,10 +79,11 @@ def deploy_paths(c: Client, paths: list[Path]) -> int:
 
 @handle_errors
 def deploy(
-    path: Path = typer.Argument(
-        ..., help="The Python file to deploy (a folder: each of its application files)."
-    ),
-    server: str | None = typer.Option(None, "--server", "-s", help=SERVER_HELP),
+    path: Annotated[
+        Path,
+        typer.Argument(help="The Python file to deploy (a folder: each of its application files)."),
+    ],
+    server: Annotated[str | None, typer.Option("--server", "-s", help=SERVER_HELP)] = None,
 ) -> None:
     """Deploy a Python file: each application in it gets a new version."""
     with client(server, timeout=180.0) as c:
@@ -98,7 +99,7 @@ def deploy(
 
 @handle_errors
 def apps(
-    server: str | None = typer.Option(None, "--server", "-s", help=SERVER_HELP),
+    server: Annotated[str | None, typer.Option("--server", "-s", help=SERVER_HELP)] = None,
 ) -> None:
     """List the deployed applications (latest versions)."""
     with client(server) as c:
@@ -111,9 +112,9 @@ def apps(
 
 @handle_errors
 def delete(
-    app: str = typer.Argument(..., help="The application to delete."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    server: str | None = typer.Option(None, "--server", "-s", help=SERVER_HELP),
+    app: Annotated[str, typer.Argument(help="The application to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    server: Annotated[str | None, typer.Option("--server", "-s", help=SERVER_HELP)] = None,
 ) -> None:
     """Delete an application: cancels its running requests and removes its history."""
     if not yes and sys.stdin.isatty():

@@ -22,8 +22,19 @@ from rich.text import Text
 from cove.errors import CoveError, RequestFailed, UnavailableError
 from cove.sdk.client import Client
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _width(stream: Any) -> int | None:
+    """Rich's width: the terminal's; when piped, wide enough not to squeeze the tables."""
+    try:
+        if stream.isatty() or os.environ.get("COLUMNS"):
+            return None
+    except (AttributeError, ValueError):
+        pass
+    return 160
+
+
+console = Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -131,11 +142,12 @@ def status_text(status: str | None) -> Text:
     return Text(value, style=STATUS_STYLE.get(value, ""))
 
 
-def short_time(value: str | None) -> str:
+def short_time(value: str | None, time_only: bool = False) -> str:
     """An ISO timestamp, shortened for a table cell (``2024-05-01 12:00:00``)."""
     if not value:
         return "-"
-    return value.replace("T", " ")[:19]
+    text = value.replace("T", " ")
+    return text[11:23] if time_only else text[:19]
 
 
 def error_summary(error: dict[str, Any] | None, width: int = 80) -> str:
@@ -179,7 +191,11 @@ def example_value(schema: Any, defs: dict[str, Any] | None = None, depth: int = 
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "string":
-        formats = {"date-time": "2024-01-01T00:00:00Z", "date": "2024-01-01", "uri": "https://example.com"}
+        formats = {
+            "date-time": "2024-01-01T00:00:00Z",
+            "date": "2024-01-01",
+            "uri": "https://example.com",
+        }
         return formats.get(str(schema.get("format")), "text")
     if kind == "integer":
         return 1

@@ -1,0 +1,169 @@
+"""``cove server`` and ``cove dev``: run a Cove server, optionally deploying code into it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.text import Text
+
+from cove.cli.apps_cmd import deploy_paths, files_to_deploy
+from cove.cli.output import console, describe_error, fail, warn
+from cove.errors import CoveError
+from cove.sdk.client import Client
+
+#: How long the deploy thread waits for the server to answer ``/healthz``.
+_STARTUP_DEADLINE = 60.0
+
+DEFAULT_DATA_DIR = Path(".cove")
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL this machine reaches a server listening on ``host``:``port`` at."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def wait_until_healthy(url: str, deadline: float, stop: threading.Event | None = None) -> bool:
+    """Poll ``url``/healthz until it answers 200; False when ``deadline`` seconds pass."""
+    end = time.monotonic() + deadline
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() < end:
+            if stop is not None and stop.is_set():
+                return False
+            try:
+                if http.get(f"{url}/healthz").status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    return False
+
+
+def _deploy_when_up(url: str, paths: list[Path], watch: bool, stop: threading.Event) -> None:
+    """Body of the deploy thread: wait for the server, deploy, then (dev) redeploy on change."""
+    try:
+        if not wait_until_healthy(url, _STARTUP_DEADLINE, stop):
+            if not stop.is_set():
+                warn(f"the server at {url} did not come up; nothing was deployed")
+            return
+        with Client(url, timeout=180.0) as c:
+            deploy_paths(c, paths)
+            if watch:
+                _watch(c, paths, stop)
+    except Exception as err:  # a background thread must never die with a traceback
+        message = (
+            describe_error(err) if isinstance(err, CoveError) else f"{type(err).__name__}: {err}"
+        )
+        warn(f"deploying into the server failed: {message}")
+
+
+def _mtimes(paths: list[Path]) -> dict[Path, float]:
+    found: dict[Path, float] = {}
+    for given in paths:
+        try:
+            files = files_to_deploy(given)
+        except (CoveError, OSError):
+            continue
+        for f in files:
+            try:
+                found[f] = f.stat().st_mtime
+            except OSError:
+                continue
+    return found
+
+
+def _watch(c: Client, paths: list[Path], stop: threading.Event) -> None:
+    """Redeploy a file whenever it changes (``cove dev``)."""
+    seen = _mtimes(paths)
+    console.print(Text("Watching for changes; edits are redeployed. Ctrl-C stops.", style="dim"))
+    while not stop.wait(1.0):
+        now = _mtimes(paths)
+        changed = [p for p, m in now.items() if seen.get(p) != m]
+        seen = now
+        if changed:
+            console.print(
+                Text(f"Changed: {', '.join(map(str, changed))}; redeploying", style="dim")
+            )
+            deploy_paths(c, changed)
+
+
+def run_server(
+    host: str, port: int, data_dir: Path, deploy: list[Path], watch: bool = False
+) -> None:
+    """Run a server in the foreground; deploy ``deploy`` into it once it answers."""
+    import uvicorn
+
+    from cove.engine.settings import Settings
+    from cove.server import create_app
+
+    for path in deploy:
+        if not path.exists():
+            fail(f"{path}: no such file or directory")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the deploy thread's requests
+    settings = Settings(host=host, port=port, data_dir=data_dir)
+    url = local_url(host, port)
+    console.print(
+        Text.assemble(
+            ("Cove server ", "bold"), (url, "bold cyan"), (f"  (data: {data_dir})", "dim")
+        )
+    )
+    stop = threading.Event()
+    if deploy:
+        thread = threading.Thread(
+            target=_deploy_when_up, args=(url, deploy, watch, stop), name="cove-deploy", daemon=True
+        )
+        thread.start()
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+
+
+def server(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8900,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the store lives.")
+    ] = DEFAULT_DATA_DIR,
+    deploy: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--deploy",
+            "-d",
+            help="A .py file, or a folder of them, to deploy once the server is up. Repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Run a Cove server on the embedded store (SQLite in the data folder)."""
+    run_server(host, port, data_dir, deploy or [])
+
+
+def dev(
+    path: Annotated[Path, typer.Argument(help="The Python file (or folder) to serve.")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8900,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the store lives.")
+    ] = DEFAULT_DATA_DIR,
+    watch: Annotated[
+        bool, typer.Option("--watch/--no-watch", help="Redeploy when the file changes.")
+    ] = True,
+) -> None:
+    """Run a server and deploy a file into it (foreground until Ctrl-C)."""
+    try:
+        files_to_deploy(path)
+    except (CoveError, OSError) as err:
+        fail(describe_error(err) if isinstance(err, CoveError) else str(err))
+    run_server(host, port, data_dir, [path], watch=watch)
