@@ -48,3 +48,28 @@ def spawner(pid_file: str) -> str:
     Path(pid_file).write_text(str(child.pid))
     time.sleep(600)
     return "never"
+
+
+@function(timeout=1)
+def sleepy(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@application()
+@function(timeout=2)
+def waits_on_slow_child(seconds: float) -> float:
+    # The parent's own timeout (2 s) does not run while it waits for its child.
+    return sleepy(seconds) + patient(3.0)
+
+
+@function(timeout=10)
+def patient(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@application()
+@function()
+def times_out(seconds: float) -> float:
+    return sleepy(seconds)

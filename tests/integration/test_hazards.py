@@ -104,3 +104,24 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_call_past_its_timeout_is_stopped_and_fails_with_the_reason(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, _ = server
+    started = time.monotonic()
+    r = client.post("/applications/times_out", params={"wait": 60}, json=30)
+    assert r.status_code == 500
+    assert time.monotonic() - started < 20  # stopped near its 1 s timeout, not after 30 s
+    err = r.json()["error"]
+    assert err["function_name"] == "sleepy" and err["reason"] == "function_timeout"
+
+
+def test_waiting_on_children_does_not_count_against_the_timeout(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, _ = server
+    r = client.post("/applications/waits_on_slow_child", params={"wait": 60}, json=0.1)
+    assert r.status_code == 200, r.text
+    assert r.json() == 3.1

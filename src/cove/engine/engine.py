@@ -30,6 +30,7 @@ from cove.store import journal as j
 
 log = logging.getLogger(__name__)
 MACHINE_REASONS = ("container_lost",)
+RETRYABLE = ("function_error", "function_timeout")
 
 
 class Payloads:
@@ -238,6 +239,8 @@ class Engine(PoolHooks):
 
     # -- frames from containers ---------------------------------------------------------
     def on_dispatch(self, call: Call) -> None:
+        call.clock_left = self._timeout(call)
+        self._start_clock(call)
         run, now, attempts = call.run, time.time(), call.attempts
         first = run.status == "pending"
         run.status = "running"
@@ -257,6 +260,7 @@ class Engine(PoolHooks):
             call = slot.calls.get(f"{msg[2]}@{msg[1]}")
             if call is None:
                 return
+            self._stop_clock(call)
             slot.pool.release(slot, call)
             if kind == "done":
                 self._succeed(call, msg[3], msg[4])
@@ -271,6 +275,7 @@ class Engine(PoolHooks):
         elif kind == "state_set":
             self._set_state(slot, msg[1], msg[2], msg[3], msg[4])
         elif kind == "progress":
+            self._progress_resets_clock(msg[1], msg[2])
             row = {
                 "request_id": msg[1],
                 "call_id": msg[2],
@@ -337,6 +342,7 @@ class Engine(PoolHooks):
             self.store.submit(insert, lazy=True)
         if parent.children_waiting and parent.slot is not None:
             parent.slot.pool.borrow(parent)
+            self._stop_clock(parent)  # time spent waiting on children does not count
         for call in fresh:
             self._pool(run.version, call.function).submit(call)
 
@@ -424,7 +430,7 @@ class Engine(PoolHooks):
             self._requeue(call, 0.0)
             return
         policy = self._retries(call)
-        if reason == "function_error" and call.attempts <= policy.max_retries:
+        if reason in RETRYABLE and call.attempts <= policy.max_retries:
             self._requeue(call, policy.delay(call.attempts))
             return
         self._final_failure(call, failure)
@@ -474,6 +480,7 @@ class Engine(PoolHooks):
             parent.children_waiting -= 1
             if parent.children_waiting == 0 and parent.slot is not None:
                 parent.slot.pool.unborrow(parent)
+                self._start_clock(parent)
         call.waiters.clear()
 
     async def _finish_request(
@@ -517,6 +524,7 @@ class Engine(PoolHooks):
     # -- containers ---------------------------------------------------------------------
     def on_lost(self, slot: Slot) -> None:
         for call in list(slot.calls.values()):
+            self._stop_clock(call)
             slot.pool.release(slot, call)
             self._attempt_failed(
                 call,
@@ -537,6 +545,55 @@ class Engine(PoolHooks):
             call = pool.queue.popleft()
             if not call.finished and not call.run.finished:
                 self._final_failure(call, failure)
+
+    # -- timeouts -----------------------------------------------------------------------
+    def _timeout(self, call: Call) -> float:
+        fn = call.run.version.function(call.function) or {}
+        return float(fn.get("timeout") or 300)
+
+    def _start_clock(self, call: Call) -> None:
+        assert self._loop is not None
+        if call.timer is not None:
+            call.timer.cancel()
+        call.clock_started = time.monotonic()
+        call.timer = self._loop.call_later(
+            max(0.0, call.clock_left), self._timed_out, call, call.attempts
+        )
+
+    def _stop_clock(self, call: Call) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+            call.clock_left -= time.monotonic() - call.clock_started
+
+    def _progress_resets_clock(self, request_id: str, call_id: str) -> None:
+        run = self.live.get(request_id)
+        call = run.calls.get(call_id) if run is not None else None
+        if call is not None and call.timer is not None:
+            call.clock_left = self._timeout(call)
+            self._start_clock(call)
+
+    def _timed_out(self, call: Call, attempt: int) -> None:
+        """The call ran past its timeout: stop its container and fail the attempt."""
+        call.timer = None
+        slot = call.slot
+        if call.attempts != attempt or call.status != "running" or slot is None:
+            return
+        slot.pool.release(slot, call)
+        slot.alive = False
+        assert self._loop is not None
+        self._loop.create_task(slot.container.kill())  # other calls there are retried
+        seconds = self._timeout(call)
+        self._attempt_failed(
+            call,
+            {
+                "reason": "function_timeout",
+                "function_name": call.function,
+                "message": f"{call.function} ran longer than its timeout of {seconds:g} s",
+                "error_type": "TimeoutError",
+                "traceback": "",
+            },
+        )
 
     def _on_loop(self, fn: Any) -> Any:
         loop = self._loop
@@ -586,10 +643,13 @@ def _call_row(
 
 
 def _request_error(failure: dict[str, Any]) -> dict[str, Any]:
+    reason = failure.get("reason")
+    if reason == "child_failed":  # the request failed for the reason its child did
+        reason = failure.get("cause") or "function_error"
+        if reason in ("child_failed", "container_lost", "init_error"):
+            reason = "function_error"
     return {
-        "reason": "function_error"
-        if failure.get("reason") == "child_failed"
-        else failure.get("reason"),
+        "reason": reason,
         "function_name": failure.get("function_name"),
         "message": failure.get("message"),
         "error_type": failure.get("error_type"),

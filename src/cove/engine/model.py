@@ -47,6 +47,10 @@ class Call:
     holds_slot: bool = False
     children_waiting: int = 0
     tail_of: Call | None = None
+    # The timeout clock: seconds left, when it last started, and the timer that fires.
+    clock_left: float = 0.0
+    clock_started: float = 0.0
+    timer: asyncio.TimerHandle | None = None
 
     @property
     def finished(self) -> bool:

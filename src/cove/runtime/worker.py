@@ -100,7 +100,10 @@ def _error_of(failure: dict[str, Any]) -> Exception:
         from cove.errors import TimeoutError as CoveTimeoutError
 
         return CoveTimeoutError(
-            str(failure.get("message")), function_name=failure.get("function_name")
+            str(failure.get("message")),
+            function_name=failure.get("function_name"),
+            error_type="TimeoutError",
+            reason="function_timeout",
         )
     return FunctionError(
         str(failure.get("message")),

@@ -34,9 +34,11 @@ class Failure:
     message: str
     error_type: str
     traceback: str
+    cause: str | None = None  # for child_failed: the child's own reason
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "cause": self.cause,
             "reason": self.reason,
             "function_name": self.function_name,
             "message": self.message,
@@ -61,6 +63,7 @@ def classify(function_name: str, exc: BaseException) -> Failure:
             exc.message,
             str(exc.details.get("error_type", type(exc).__name__)),
             tb,
+            cause=str(exc.details.get("reason") or exc.code.value),
         )
     message = exc.message if isinstance(exc, CoveError) else str(exc)
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
