@@ -236,7 +236,8 @@ def curl_example(url: str, parameters: list[dict[str, Any]]) -> str:
             f"-d {shlex.quote(body)}"
         )
     lines = [f"curl -X POST {shlex.quote(url)}"]
-    for p in parameters:
+    required = [p for p in parameters if p.get("required", True)]
+    for p in required or parameters:  # optional ones are left out when others are needed
         name = str(p["name"])
         if p.get("is_file"):
             lines.append(f"-F {shlex.quote(f'{name}=@path/to/{name}')}")
@@ -291,8 +292,11 @@ def print_deployed(apps: list[dict[str, Any]], source: str | None = None) -> Non
 
 def apps_table(apps: list[dict[str, Any]]) -> Table:
     table = new_table()
-    for column in ("name", "version", "parameters", "url", "description"):
-        table.add_column(column, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("version", justify="right")
+    table.add_column("parameters", overflow="fold")
+    table.add_column("url", no_wrap=True)
+    table.add_column("description", overflow="fold")
     for app in apps:
         table.add_row(
             Text(str(app["name"]), style="bold"),
