@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from cove.errors import SDKUsageError
-from cove.sdk.codec import application_signature
+from cove.sdk.codec import Parameter, application_signature
 from cove.sdk.decorators import registered_functions
 from cove.sdk.function import Function
 
@@ -60,18 +61,24 @@ def application_manifest(fn: Function) -> dict[str, Any]:
         "tags": dict(fn.application.tags),
         "retries": fn.application.retries.to_dict(),
         "region": fn.application.region,
-        "parameters": [
-            {
-                "name": p.name,
-                "required": p.required,
-                "is_file": p.is_file,
-                "schema": p.schema(),
-            }
-            for p in sig.parameters
-        ],
+        "parameters": [_parameter(p) for p in sig.parameters],
         "return_schema": sig.return_schema(),
         "returns_file": sig.returns_file,
     }
+
+
+def _parameter(p: Parameter) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": p.name,
+        "required": p.required,
+        "is_file": p.is_file,
+        "schema": p.schema(),
+    }
+    if not p.required and p.adapter is not None:
+        # A default that JSON cannot show is simply not listed.
+        with contextlib.suppress(Exception):
+            data["default"] = p.adapter.dump_python(p.default, mode="json")
+    return data
 
 
 def module_manifest(module_name: str) -> dict[str, Any]:
