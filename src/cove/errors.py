@@ -7,11 +7,11 @@ place (``cove.server.errors``), and clients turn error JSON back into these clas
 from __future__ import annotations
 
 import builtins
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """Stable, machine-readable error codes (also the ``code`` field of error JSON)."""
 
     SDK_USAGE = "sdk_usage"
@@ -138,7 +138,7 @@ class FunctionError(CoveError):
         return name if isinstance(name, str) else None
 
 
-class TimeoutError(FunctionError, builtins.TimeoutError):  # noqa: A001 - the SDK's name
+class TimeoutError(FunctionError, builtins.TimeoutError):
     """A function call or a wait ran past its timeout."""
 
     code = ErrorCode.FUNCTION_TIMEOUT
