@@ -5,7 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cove import application, cls, function
+from cove import RequestContext, application, cls, function
 
 
 @application()
@@ -73,3 +73,19 @@ def patient(seconds: float) -> float:
 @function()
 def times_out(seconds: float) -> float:
     return sleepy(seconds)
+
+
+@function(timeout=1)
+def reports_progress(seconds: float) -> str:
+    ctx = RequestContext.get()
+    steps = int(seconds / 0.25)
+    for i in range(steps):
+        time.sleep(0.25)
+        ctx.progress.update(i + 1, steps)  # each update resets the 1 s timeout
+    return "finished"
+
+
+@application()
+@function()
+def long_with_progress(seconds: float) -> str:
+    return reports_progress(seconds)

@@ -125,3 +125,15 @@ def test_waiting_on_children_does_not_count_against_the_timeout(
     r = client.post("/applications/waits_on_slow_child", params={"wait": 60}, json=0.1)
     assert r.status_code == 200, r.text
     assert r.json() == 3.1
+
+
+def test_progress_updates_reset_the_timeout(server: tuple[TestClient, Any]) -> None:
+    client, _ = server
+    r = client.post("/applications/long_with_progress", params={"wait": 60}, json=3.0)
+    assert r.status_code == 200, r.text
+    assert r.json() == "finished"
+    status = client.get(
+        f"/applications/long_with_progress/requests/{r.headers['x-cove-request-id']}"
+    )
+    progress = status.json()["progress"]
+    assert any(p["current"] == p["total"] == 12 for p in progress)
