@@ -130,3 +130,86 @@ def test_curl_line_from_the_examples_works(
 def test_every_example_shows_how_to_call_it() -> None:
     shown = {example for example, _, _ in curl_lines()}
     assert shown == {p.stem for p in EXAMPLES.glob("*.py")}
+
+
+def _cli_args(command: str) -> list[str] | None:
+    """The ``cove invoke`` arguments that send what a curl line sends (None: no equivalent)."""
+    args = shlex.split(command, comments=True)
+    url = next(a for a in args if "/applications/" in a)
+    out = [url.split("/applications/")[1].split("?")[0]]
+    it = iter(args[1:])
+    for arg in it:
+        if arg in ("-d", "--data", "--data-binary"):
+            value = next(it)
+            if value.startswith("@"):
+                return None
+            out += ["--json", value]
+        elif arg == "-F":
+            name, value = next(it).split("=", 1)
+            if value.startswith("@"):
+                out += ["--file", f"{name}={value[1:].split(';')[0]}"]
+            else:
+                out += ["--arg", f"{name}={value}"]
+        elif arg in ("-H", "-X"):
+            next(it)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("example", "command", "expected"),
+    [case for case in curl_lines() if _cli_args(case[1]) is not None],
+    ids=lambda v: v if isinstance(v, str) and "/" not in v else "",
+)
+def test_the_same_calls_through_the_cli(
+    server: str, tmp_path: Path, example: str, command: str, expected: Any
+) -> None:
+    (tmp_path / "notes.txt").write_text("Cove keeps notes.\nDurable notes.\n")
+    args = _cli_args(command)
+    assert args is not None
+    result = subprocess.run(
+        [sys.executable, "-m", "cove.cli.main", "invoke", *args, "--server", server, "--wait"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    if expected is not None:
+        assert json.loads(result.stdout) == expected, args
+
+
+@pytest.mark.parametrize(
+    ("path", "curl_args", "status", "fragment"),
+    [
+        ("nope", ["-d", "1"], 404, "not deployed"),
+        ("greet", ["-H", "Content-Type: application/json", "-d", "{oops"], 400, "not valid JSON"),
+        ("greet", ["-H", "Content-Type: application/json", "-d", "42"], 400, "parameter 'name'"),
+        ("process_data", ["-F", "operation=sum"], 400, "missing required argument 'numbers'"),
+        (
+            "customer_profile",
+            ["-H", "Content-Type: application/json", "-d", '{"name": 1}'],
+            400,
+            "parameter 'customer'",
+        ),
+    ],
+)
+def test_bad_input_over_real_http(
+    server: str, path: str, curl_args: list[str], status: int, fragment: str
+) -> None:
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-w",
+            "\\n%{http_code}",
+            "-X",
+            "POST",
+            f"{server}/applications/{path}",
+            *curl_args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    body, code = result.stdout.rsplit("\n", 1)
+    assert int(code) == status, body
+    assert fragment in json.loads(body)["error"]["message"]
