@@ -1,0 +1,33 @@
+"""Applications the benchmark deploys to a Cove server.
+
+This file is uploaded as-is (``POST /applications``), so it imports only ``cove`` and
+the standard library.
+"""
+
+from cove import application, function
+
+
+@application(tags={"suite": "benchmarks"})
+@function(description="Does nothing: the round trip of a request with no child calls.")
+def bench_noop() -> int:
+    return 0
+
+
+@function(description="The trivial child function the fan-out benchmarks call.")
+def inc(x: int) -> int:
+    return x + 1
+
+
+@application(tags={"suite": "benchmarks"})
+@function(description="Fan-out: n parallel calls of inc through map.")
+def bench_map(n: int) -> int:
+    return sum(inc.map(range(n)))
+
+
+@application(tags={"suite": "benchmarks"})
+@function(description="n blocking child calls of inc, one after another.")
+def bench_sequential(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += inc(i)
+    return total

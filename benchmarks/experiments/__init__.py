@@ -1,0 +1,1 @@
+"""Experiments: servers patched with fixes the benchmarks suggest (proofs of concept)."""
