@@ -13,6 +13,9 @@ import functools
 import logging
 import pickle
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,20 @@ from cove.store import journal as j
 log = logging.getLogger(__name__)
 MACHINE_REASONS = ("container_lost",)
 RETRYABLE = ("function_error", "function_timeout")
+
+
+_RECENT_OUTCOMES = 4096
+
+
+@dataclass
+class Outcome:
+    """How a request ended, as ``/output`` reports it."""
+
+    app: str
+    status: str
+    content_type: str | None
+    output: bytes | None
+    error: dict[str, Any] | None
 
 
 class Payloads:
@@ -68,6 +85,8 @@ class Engine(PoolHooks):
         self.runtime = runtime or LocalProcessRuntime(data_dir)
         self.deployments = Deployments(self.store, self.blobs, data_dir)
         self.live: dict[str, RequestRun] = {}
+        # Outcomes of recently finished requests, so a waiting client is answered from memory.
+        self.recent: OrderedDict[str, Outcome] = OrderedDict()
         self.pools: dict[tuple[str, int, str], Pool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._janitor: asyncio.Task[None] | None = None
@@ -77,6 +96,7 @@ class Engine(PoolHooks):
     async def start(self) -> None:
         """Stop orphaned containers, load deployments, resume unfinished requests."""
         self._loop = asyncio.get_running_loop()
+        self.store.bind_loop(self._loop)
         self.runtime.reap_orphans()
         await self.deployments.load()
         await self._recover()
@@ -220,6 +240,8 @@ class Engine(PoolHooks):
             await self.cancel(run.id, "the application was deleted")
         for key in [k for k in self.pools if k[0] == app]:
             await self.pools.pop(key).stop()
+        for rid in [rid for rid, outcome in self.recent.items() if outcome.app == app]:
+            del self.recent[rid]
         await self.deployments.delete(app)
 
     def _pool(self, version: Version, function: str) -> Pool:
@@ -326,18 +348,23 @@ class Engine(PoolHooks):
             rows = [(c.call_id, c.function, c.args) for c in fresh]
 
             def insert(conn: Any) -> None:
-                for call_id, function, args in rows:
-                    row = _call_row(
-                        request_id,
-                        call_id,
-                        function,
-                        parent_id,
-                        "pickle",
-                        "pickle",
-                        self.payloads.keep(args),
-                        now,
-                    )
-                    j.insert_call(conn, row)
+                keep = self.payloads.keep
+                j.insert_calls(
+                    conn,
+                    [
+                        _call_row(
+                            request_id,
+                            call_id,
+                            function,
+                            parent_id,
+                            "pickle",
+                            "pickle",
+                            keep(args),
+                            now,
+                        )
+                        for call_id, function, args in rows
+                    ],
+                )
 
             self.store.submit(insert, lazy=True)
         if parent.children_waiting and parent.slot is not None:
@@ -359,23 +386,12 @@ class Engine(PoolHooks):
         if child is None:
             child = Call(run, child_id, function, call, "pickle", call.output_mode, payload)
             run.calls[child_id] = child
-            row = _call_row(
-                run.id,
-                child_id,
-                function,
-                call.call_id,
-                "pickle",
-                call.output_mode,
-                j.Payload(),
-                time.time(),
-            )
-            row_payload = payload
+            now, parent_id, mode = time.time(), call.call_id, call.output_mode
 
             def insert(conn: Any) -> None:
-                row.update(args_inline=None, args_blob=None)
-                kept = self.payloads.keep(row_payload)
-                row.update(args_inline=kept.inline, args_blob=kept.blob)
-                j.insert_call(conn, row)
+                kept = self.payloads.keep(payload)
+                row = _call_row(run.id, child_id, function, parent_id, "pickle", mode, kept, now)
+                j.insert_calls(conn, [row])
 
             self.store.submit(insert, lazy=True)
             child.tail_of = call
@@ -414,7 +430,7 @@ class Engine(PoolHooks):
             if finishes_request and not run.finished:
                 self._close(run, "succeeded")
 
-        self.store.submit(write, self._on_loop(committed))
+        self.store.submit(write, on_loop=_after(committed))
 
     def _attempt_failed(self, call: Call, failure: dict[str, Any]) -> None:
         reason = failure.get("reason")
@@ -467,9 +483,9 @@ class Engine(PoolHooks):
                 c.status, c.failure = "failed", failure
                 self._deliver(c, False, failure)
             if fails_request and not run.finished:
-                self._close(run, "failed")
+                self._close(run, "failed", error)
 
-        self.store.submit(write, self._on_loop(committed))
+        self.store.submit(write, on_loop=_after(committed))
 
     def _deliver(self, call: Call, ok: bool, data: Any) -> None:
         for w in call.waiters:
@@ -488,11 +504,21 @@ class Engine(PoolHooks):
     ) -> None:
         now = time.time()
         await self.store.write(lambda c: j.finish_request(c, run.id, status, now, error=error))
-        self._close(run, status)
+        self._close(run, status, error)
 
-    def _close(self, run: RequestRun, status: str) -> None:
+    def _close(self, run: RequestRun, status: str, error: dict[str, Any] | None = None) -> None:
         """The request is final: wake waiters, stop what still runs for it."""
         run.status = status
+        root = run.calls.get("0")
+        self.recent[run.id] = Outcome(
+            run.app,
+            status,
+            root.content_type if root else None,
+            root.output if root and status == "succeeded" else None,
+            error,
+        )
+        while len(self.recent) > _RECENT_OUTCOMES:
+            self.recent.popitem(last=False)
         run.done.set()
         self.live.pop(run.id, None)
         for call in run.calls.values():
@@ -519,7 +545,7 @@ class Engine(PoolHooks):
         def write(conn: Any) -> None:
             j.set_state(conn, request_id, key, self.payloads.keep(data), now)
 
-        self.store.submit(write, self._on_loop(lambda: slot.container.send(("ack", token))))
+        self.store.submit(write, on_loop=_after(lambda: slot.container.send(("ack", token))))
 
     # -- containers ---------------------------------------------------------------------
     def on_lost(self, slot: Slot) -> None:
@@ -595,17 +621,17 @@ class Engine(PoolHooks):
             },
         )
 
-    def _on_loop(self, fn: Any) -> Any:
-        loop = self._loop
-        assert loop is not None
 
-        def done(_result: Any, error: BaseException | None) -> None:
-            if error is not None:
-                log.error("journal write failed: %s", error)
-                return
-            loop.call_soon_threadsafe(fn)
+def _after(fn: Callable[[], None]) -> Callable[[Any, BaseException | None], None]:
+    """A store callback that runs ``fn`` once the write committed."""
 
-        return done
+    def done(_result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            log.error("journal write failed: %s", error)
+            return
+        fn()
+
+    return done
 
 
 def _tail_chain(call: Call) -> list[Call]:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from cove.engine.engine import Outcome
 from cove.errors import (
     ErrorCode,
     InternalError,
@@ -59,12 +60,16 @@ async def _request_row(request: Request, app: str, request_id: str) -> dict[str,
     engine.deployments.get(app)
     row = await engine.store.read(lambda c: j.get_request(c, request_id))
     if row is None or row["app"] != app:
-        raise NotFoundError(
-            f"application {app!r} has no request {request_id!r}",
-            code=ErrorCode.REQUEST_NOT_FOUND,
-            request_id=request_id,
-        )
+        raise _not_found(app, request_id)
     return row
+
+
+def _not_found(app: str, request_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"application {app!r} has no request {request_id!r}",
+        code=ErrorCode.REQUEST_NOT_FOUND,
+        request_id=request_id,
+    )
 
 
 @router.get("/applications/{app}/requests/{request_id}", summary="A request's status")
@@ -93,37 +98,56 @@ async def get_output(
     return await _output(request, app, request_id, pending_status=202)
 
 
+async def _outcome(request: Request, app: str, request_id: str) -> Outcome:
+    """How the request ended (from memory when it ended lately), or its current status."""
+    engine = engine_of(request)
+    outcome = engine.recent.get(request_id)
+    if outcome is not None and outcome.app == app:
+        return outcome
+    engine.deployments.get(app)
+
+    def read(conn: Any) -> Outcome | None:
+        row = j.get_request(conn, request_id)
+        if row is None or row["app"] != app:
+            return None
+        data = None
+        if row["status"] == "succeeded":
+            root = j.root_call(conn, request_id)
+            if root is None:
+                raise InternalError(f"request {request_id} has no entry call")
+            data = engine.payloads.load(j.Payload(root["output_inline"], root["output_blob"]))
+        error = json.loads(row["error"]) if row["error"] else None
+        return Outcome(app, row["status"], row["content_type"], data, error)
+
+    found = await engine.store.read(read)
+    if found is None:
+        raise _not_found(app, request_id)
+    return found
+
+
 async def _output(request: Request, app: str, request_id: str, pending_status: int) -> Response:
-    row = await _request_row(request, app, request_id)
+    outcome = await _outcome(request, app, request_id)
     headers = {"X-Cove-Request-Id": request_id}
-    status = row["status"]
+    status = outcome.status
     if status in ("pending", "running"):
         body = {"request_id": request_id, "status": status}
         return JSONResponse(body, status_code=pending_status, headers=headers)
     if status != "succeeded":
-        error = json.loads(row["error"]) if row["error"] else {}
-        reason = error.get("reason") or "request_failed"
+        error = outcome.error or {}
         code = ErrorCode.CANCELLED if status == "cancelled" else ErrorCode.REQUEST_FAILED
         err = RequestFailed(
             f"request {request_id} {status}: {error.get('message')}",
             code=code,
             request_id=request_id,
-            reason=reason,
+            reason=error.get("reason") or "request_failed",
             function_name=error.get("function_name"),
         )
         response = error_response(err)
         response.headers.update(headers)
         return response
-    engine = engine_of(request)
-    root = await engine.store.read(lambda c: j.root_call(c, request_id))
-    if root is None:
-        raise InternalError(f"request {request_id} has no entry call")
-    data = await engine.store.read(
-        lambda _c: engine.payloads.load(j.Payload(root["output_inline"], root["output_blob"]))
-    )
     # The File's own content type, verbatim (no charset added).
-    headers["Content-Type"] = row["content_type"] or "application/json"
-    return Response(data, headers=headers)
+    headers["Content-Type"] = outcome.content_type or "application/json"
+    return Response(outcome.output or b"", headers=headers)
 
 
 @router.get("/applications/{app}/requests", summary="List requests, newest first")

@@ -10,6 +10,7 @@ before it is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -40,6 +41,7 @@ class _Item:
     op: Op
     done: Done | None
     lazy: bool = False
+    on_loop: Done | None = None
 
 
 class Store:
@@ -51,27 +53,51 @@ class Store:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cove-read")
         self._thread = threading.Thread(target=self._run, name="cove-writer", daemon=True)
-        self._thread.start()
+        self._conn: Connection | None = None  # the writer thread's own connection
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
+        self._thread.start()
 
     # -- writing ------------------------------------------------------------------------
-    def submit(self, op: Op, done: Done | None = None, lazy: bool = False) -> None:
-        """Queue a write; ``done(result, error)`` is called from the writer thread after commit.
+    def submit(
+        self,
+        op: Op,
+        done: Done | None = None,
+        lazy: bool = False,
+        on_loop: Done | None = None,
+    ) -> None:
+        """Queue a write. After its commit, ``done(result, error)`` runs in the writer thread
+        and ``on_loop(result, error)`` on the bound event loop (one wake-up per batch).
 
         A ``lazy`` write is committed with the next other write, or within
         ``LAZY_FLUSH_SECONDS``: it costs no commit of its own. Writes commit in queue order.
         """
-        self._queue.put(_Item(op, done, lazy))
+        if on_loop is not None and self.loop is None:
+            raise RuntimeError("Store.bind_loop() must be called before on_loop callbacks")
+        self._queue.put(_Item(op, done, lazy, on_loop))
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop that ``on_loop`` callbacks run on."""
+        self.loop = loop
 
     async def write(self, op: Callable[[Connection], T]) -> T:
         """Run ``op`` in the next group commit and return its result once committed."""
         loop = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = loop
         future: asyncio.Future[T] = loop.create_future()
 
         def done(result: Any, error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, result, error)
+            _settle(future, result, error)
 
-        self.submit(op, done)
+        if self.loop is loop:
+            self.submit(op, on_loop=done)
+        else:
+
+            def wake(result: Any, error: BaseException | None) -> None:
+                loop.call_soon_threadsafe(done, result, error)
+
+            self.submit(op, wake)
         return await future
 
     def write_sync(self, op: Callable[[Connection], T]) -> T:
@@ -126,20 +152,42 @@ class Store:
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
-            with self.writer_engine.begin() as conn:
-                results = [item.op(conn) for item in batch]
+            if self._conn is None:
+                self._conn = self.writer_engine.connect()
+            with self._conn.begin():
+                results = [item.op(self._conn) for item in batch]
             self.commits += 1
         except Exception:
+            self._reset_connection()
             # One bad operation must not sink the others: retry each in its own transaction.
             if len(batch) > 1:
                 for item in batch:
                     self._commit([item])
                 return
             log.exception("store write failed")
-            _notify(batch[0], None, _current_error())
+            self._notify([(batch[0], None, _current_error())])
             return
-        for item, result in zip(batch, results, strict=True):
-            _notify(item, result, None)
+        self._notify([(item, result, None) for item, result in zip(batch, results, strict=True)])
+
+    def _reset_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _notify(self, outcomes: list[tuple[_Item, Any, BaseException | None]]) -> None:
+        on_loop = []
+        for item, result, error in outcomes:
+            if item.done is not None:
+                try:
+                    item.done(result, error)
+                except Exception:
+                    log.exception("store completion callback failed")
+            if item.on_loop is not None:
+                on_loop.append((item.on_loop, result, error))
+        if on_loop and self.loop is not None:
+            # One wake-up of the event loop for the whole batch.
+            self.loop.call_soon_threadsafe(_run_callbacks, on_loop)
 
     # -- reading ------------------------------------------------------------------------
     async def read(self, op: Callable[[Connection], T]) -> T:
@@ -154,6 +202,7 @@ class Store:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
+        self._reset_connection()
         self._readers.shutdown(wait=False)
         self.writer_engine.dispose()
         self.reader_engine.dispose()
@@ -168,10 +217,10 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-def _notify(item: _Item, result: Any, error: BaseException | None) -> None:
-    if item.done is not None:
+def _run_callbacks(callbacks: list[tuple[Done, Any, BaseException | None]]) -> None:
+    for callback, result, error in callbacks:
         try:
-            item.done(result, error)
+            callback(result, error)
         except Exception:
             log.exception("store completion callback failed")
 

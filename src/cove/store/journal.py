@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from cove.store.schema import (
     app_versions,
@@ -30,6 +30,69 @@ class Payload:
 
     inline: bytes | None = None
     blob: str | None = None
+
+
+# Hot-path statements are built once with bind parameters: building a statement per call,
+# with its values inlined, costs more CPU than executing it.
+_call_key = and_(
+    function_calls.c.request_id == bindparam("b_rid"),
+    function_calls.c.call_id == bindparam("b_cid"),
+)
+_START_CALL = (
+    update(function_calls)
+    .where(_call_key)
+    .values(status="running", attempts=bindparam("b_att"), started_at=bindparam("b_now"))
+)
+_FINISH_CALL = (
+    update(function_calls)
+    .where(_call_key)
+    .values(
+        status=bindparam("b_status"),
+        finished_at=bindparam("b_now"),
+        attempts=bindparam("b_att"),
+        output_inline=bindparam("b_oi"),
+        output_blob=bindparam("b_ob"),
+        content_type=bindparam("b_ct"),
+        error=bindparam("b_err"),
+    )
+)
+_FINISH_REQUEST = (
+    update(requests)
+    .where(requests.c.id == bindparam("b_rid"))
+    .values(
+        status=bindparam("b_status"),
+        finished_at=bindparam("b_now"),
+        content_type=bindparam("b_ct"),
+        error=bindparam("b_err"),
+    )
+)
+_MARK_RUNNING = (
+    update(requests)
+    .where(and_(requests.c.id == bindparam("b_rid"), requests.c.status == "pending"))
+    .values(status="running")
+)
+_GET_REQUEST = select(requests).where(requests.c.id == bindparam("b_rid"))
+_ROOT_CALL = select(function_calls).where(
+    and_(function_calls.c.request_id == bindparam("b_rid"), function_calls.c.call_id == "0")
+)
+_INSERT_REQUEST = requests.insert()
+_INSERT_CALL = function_calls.insert()
+_insert_ignoring: dict[str, Any] = {}
+
+
+def _insert_call_ignoring_duplicates(conn: Connection) -> Any:
+    """INSERT that skips rows whose key exists (a call re-issued after a restart)."""
+    dialect = conn.dialect.name
+    stmt = _insert_ignoring.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(function_calls).on_conflict_do_nothing()
+        else:
+            stmt = function_calls.insert().prefix_with("OR IGNORE", dialect="sqlite")
+        _insert_ignoring[dialect] = stmt
+    return stmt
 
 
 # -- applications -----------------------------------------------------------------------
@@ -117,8 +180,8 @@ def create_request(
                     request_id=row[0],
                 )
             return str(row[0]), False
-    conn.execute(requests.insert().values(**request))
-    conn.execute(function_calls.insert().values(**root_call))
+    conn.execute(_INSERT_REQUEST, request)
+    conn.execute(_INSERT_CALL, root_call)
     return str(request["id"]), True
 
 
@@ -131,27 +194,23 @@ def finish_request(
     error: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
-        update(requests)
-        .where(requests.c.id == request_id)
-        .values(
-            status=status,
-            finished_at=now,
-            content_type=content_type,
-            error=json.dumps(error) if error else None,
-        )
+        _FINISH_REQUEST,
+        {
+            "b_rid": request_id,
+            "b_status": status,
+            "b_now": now,
+            "b_ct": content_type,
+            "b_err": json.dumps(error) if error else None,
+        },
     )
 
 
 def mark_request_running(conn: Connection, request_id: str) -> None:
-    conn.execute(
-        update(requests)
-        .where(and_(requests.c.id == request_id, requests.c.status == "pending"))
-        .values(status="running")
-    )
+    conn.execute(_MARK_RUNNING, {"b_rid": request_id})
 
 
 def get_request(conn: Connection, request_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(requests).where(requests.c.id == request_id)).mappings().first()
+    row = conn.execute(_GET_REQUEST, {"b_rid": request_id}).mappings().first()
     return dict(row) if row else None
 
 
@@ -188,28 +247,15 @@ def count_requests(conn: Connection, app: str) -> int:
 
 
 # -- calls ------------------------------------------------------------------------------
-def insert_call(conn: Connection, row: dict[str, Any]) -> None:
-    exists = conn.execute(
-        select(function_calls.c.status).where(
-            and_(
-                function_calls.c.request_id == row["request_id"],
-                function_calls.c.call_id == row["call_id"],
-            )
-        )
-    ).first()
-    if exists is None:
-        conn.execute(function_calls.insert().values(**row))
-
-
-def _call(request_id: str, call_id: str) -> Any:
-    return and_(function_calls.c.request_id == request_id, function_calls.c.call_id == call_id)
+def insert_calls(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Record new calls; ones already recorded (re-issued after a restart) are kept as is."""
+    if rows:
+        conn.execute(_insert_call_ignoring_duplicates(conn), rows)
 
 
 def start_call(conn: Connection, request_id: str, call_id: str, attempts: int, now: float) -> None:
     conn.execute(
-        update(function_calls)
-        .where(_call(request_id, call_id))
-        .values(status="running", attempts=attempts, started_at=now)
+        _START_CALL, {"b_rid": request_id, "b_cid": call_id, "b_att": attempts, "b_now": now}
     )
 
 
@@ -225,17 +271,18 @@ def finish_call(
     error: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
-        update(function_calls)
-        .where(_call(request_id, call_id))
-        .values(
-            status=status,
-            finished_at=now,
-            attempts=attempts,
-            output_inline=output.inline if output else None,
-            output_blob=output.blob if output else None,
-            content_type=content_type,
-            error=json.dumps(error) if error else None,
-        )
+        _FINISH_CALL,
+        {
+            "b_rid": request_id,
+            "b_cid": call_id,
+            "b_status": status,
+            "b_now": now,
+            "b_att": attempts,
+            "b_oi": output.inline if output else None,
+            "b_ob": output.blob if output else None,
+            "b_ct": content_type,
+            "b_err": json.dumps(error) if error else None,
+        },
     )
 
 
@@ -249,7 +296,7 @@ def calls_of(conn: Connection, request_id: str) -> list[dict[str, Any]]:
 
 
 def root_call(conn: Connection, request_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(function_calls).where(_call(request_id, "0"))).mappings().first()
+    row = conn.execute(_ROOT_CALL, {"b_rid": request_id}).mappings().first()
     return dict(row) if row else None
 
 
