@@ -210,14 +210,31 @@ class Engine(PoolHooks):
             root = _call_row(rid, "0", entry, None, "json", f"json:{entry}", payload, now)
             return j.create_request(conn, request, root)
 
+        if idempotency_key is None:
+            # Nothing to deduplicate: the entry call starts while its record commits. Every
+            # answer about the request (its id, its output) still waits for that commit,
+            # and the call's own records commit after it.
+            committed = self.store.write_future(write)
+            self._start(rid, version, entry, args)
+            try:
+                await committed
+            except BaseException:
+                run = self.live.get(rid)
+                if run is not None:
+                    self._close(run, "failed", _internal("the request could not be recorded"))
+                raise
+            return rid, True
         request_id, created = await self.store.write(write)
         if created:
-            run = RequestRun(rid, version)
-            root = Call(run, "0", entry, None, "json", f"json:{entry}", args)
-            run.calls["0"] = root
-            self.live[rid] = run
-            self._pool(version, entry).submit(root)
+            self._start(rid, version, entry, args)
         return request_id, created
+
+    def _start(self, rid: str, version: Version, entry: str, args: bytes) -> None:
+        run = RequestRun(rid, version)
+        root = Call(run, "0", entry, None, "json", f"json:{entry}", args)
+        run.calls["0"] = root
+        self.live[rid] = run
+        self._pool(version, entry).submit(root)
 
     async def wait(self, request_id: str, timeout: float) -> None:
         run = self.live.get(request_id)

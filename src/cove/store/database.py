@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -29,6 +30,7 @@ T = TypeVar("T")
 Op = Callable[[Connection], Any]
 Done = Callable[[Any, BaseException | None], None]
 _BATCH_LIMIT = 2000
+_TICK = object()
 
 
 # Writes that need no acknowledgement (a call started, a progress update) wait at most this
@@ -42,6 +44,7 @@ class _Item:
     done: Done | None
     lazy: bool = False
     on_loop: Done | None = None
+    seq: int = 0
 
 
 class Store:
@@ -54,6 +57,10 @@ class Store:
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cove-read")
         self._thread = threading.Thread(target=self._run, name="cove-writer", daemon=True)
         self._conn: Connection | None = None  # the writer thread's own connection
+        self._lazy: list[_Item] = []
+        self._lazy_since = 0.0
+        self._lazy_lock = threading.Lock()
+        self._seq = itertools.count()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
         self._thread.start()
@@ -69,19 +76,28 @@ class Store:
         """Queue a write. After its commit, ``done(result, error)`` runs in the writer thread
         and ``on_loop(result, error)`` on the bound event loop (one wake-up per batch).
 
-        A ``lazy`` write is committed with the next other write, or within
-        ``LAZY_FLUSH_SECONDS``: it costs no commit of its own. Writes commit in queue order.
+        A ``lazy`` write (nobody waits for it) does not even wake the writer: it is committed
+        with the next other write, or within about ``LAZY_FLUSH_SECONDS``.
         """
         if on_loop is not None and self.loop is None:
             raise RuntimeError("Store.bind_loop() must be called before on_loop callbacks")
-        self._queue.put(_Item(op, done, lazy, on_loop))
+        # Writes commit in the order they were submitted, lazy or not.
+        item = _Item(op, done, lazy, on_loop, next(self._seq))
+        if lazy:
+            with self._lazy_lock:
+                if not self._lazy:
+                    self._lazy_since = time.monotonic()
+                self._lazy.append(item)
+            return
+        self._queue.put(item)
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """The event loop that ``on_loop`` callbacks run on."""
         self.loop = loop
 
-    async def write(self, op: Callable[[Connection], T]) -> T:
-        """Run ``op`` in the next group commit and return its result once committed."""
+    def write_future(self, op: Callable[[Connection], T]) -> asyncio.Future[T]:
+        """Queue ``op`` now (its place in the commit order is taken at once); the future
+        resolves once it is committed."""
         loop = asyncio.get_running_loop()
         if self.loop is None:
             self.loop = loop
@@ -98,7 +114,11 @@ class Store:
                 loop.call_soon_threadsafe(done, result, error)
 
             self.submit(op, wake)
-        return await future
+        return future
+
+    async def write(self, op: Callable[[Connection], T]) -> T:
+        """Run ``op`` in the next group commit and return its result once committed."""
+        return await self.write_future(op)
 
     def write_sync(self, op: Callable[[Connection], T]) -> T:
         """Like :meth:`write`, for code that is not on the event loop."""
@@ -117,22 +137,15 @@ class Store:
         return result
 
     def _run(self) -> None:
-        pending: list[_Item] = []
-        lazy_since = 0.0
         while True:
-            timeout = None
-            if pending:  # only lazy writes are waiting
-                timeout = max(0.0, lazy_since + LAZY_FLUSH_SECONDS - time.monotonic())
+            first: _Item | object | None
             try:
-                item = self._queue.get(timeout=timeout)
+                first = self._queue.get(timeout=LAZY_FLUSH_SECONDS)
             except queue.Empty:
-                self._commit(pending)
-                pending, lazy_since = [], 0.0
-                continue
-            stop = item is None
-            if item is not None:
-                pending.append(item)
-            while not stop and len(pending) < _BATCH_LIMIT:
+                first = _TICK  # time to look at the lazy writes
+            stop = first is None
+            items = [first] if isinstance(first, _Item) else []
+            while not stop and len(items) < _BATCH_LIMIT:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -140,15 +153,23 @@ class Store:
                 if item is None:
                     stop = True
                 else:
-                    pending.append(item)
-            if stop or len(pending) >= _BATCH_LIMIT or any(not i.lazy for i in pending):
-                if pending:
-                    self._commit(pending)
-                pending, lazy_since = [], 0.0
-                if stop:
-                    return
-            elif lazy_since == 0.0:
-                lazy_since = time.monotonic()
+                    items.append(item)
+            batch = self._take_lazy(force=bool(items) or stop) + items
+            batch.sort(key=lambda i: i.seq)
+            if batch:
+                self._commit(batch)
+            if stop:
+                return
+
+    def _take_lazy(self, force: bool) -> list[_Item]:
+        """The lazy writes to commit now: all of them with another write, else old ones."""
+        with self._lazy_lock:
+            if not self._lazy:
+                return []
+            if not force and time.monotonic() - self._lazy_since < LAZY_FLUSH_SECONDS:
+                return []
+            taken, self._lazy = self._lazy, []
+            return taken
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
