@@ -272,3 +272,13 @@ def test_delete_application(client: TestClient, tmp_path: Path) -> None:
     assert client.get("/applications/versioned").status_code == 404
     assert client.post("/applications/versioned", json={"x": 1}).status_code == 404
     assert client.delete("/applications/versioned").status_code == 404
+
+
+def test_the_answer_follows_the_commit(client: TestClient) -> None:
+    from cove.store import journal as j
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    for _ in range(20):
+        rid = client.post("/applications/shout", json="durable").json()["request_id"]
+        row = engine.store.read_sync(lambda c, rid=rid: j.get_request(c, rid))
+        assert row is not None and row["app"] == "shout"

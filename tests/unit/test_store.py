@@ -140,3 +140,35 @@ def test_lazy_writes_share_the_next_commit_or_flush_soon(tmp_path: Path) -> None
         assert count == 12
     finally:
         store.close()
+
+
+def test_writes_commit_in_submission_order_lazy_or_not(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        # A lazy insert, then a durable update of the same row: the update must see the row.
+        store.submit(lambda c: c.execute(progress.insert(), _row(5)), lazy=True)
+        updated = store.write_sync(
+            lambda c: (
+                c.execute(
+                    progress.update().where(progress.c.call_id == "5").values(message="done")
+                ).rowcount
+            )
+        )
+        assert updated == 1
+        # A durable write, then a lazy one submitted later: the lazy one comes after it.
+        store.submit(lambda c: c.execute(progress.insert(), _row(6)))
+        store.submit(
+            lambda c: c.execute(
+                progress.update().where(progress.c.call_id == "6").values(message="later")
+            ),
+            lazy=True,
+        )
+        store.write_sync(lambda c: None)
+        message = store.read_sync(
+            lambda c: c.execute(
+                select(progress.c.message).where(progress.c.call_id == "6")
+            ).scalar()
+        )
+        assert message == "later"
+    finally:
+        store.close()
