@@ -1,1 +1,0 @@
-"""Experiments: servers patched with fixes the benchmarks suggest (proofs of concept)."""
