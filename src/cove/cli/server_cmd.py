@@ -100,10 +100,8 @@ def run_server(
     host: str, port: int, data_dir: Path, deploy: list[Path], watch: bool = False
 ) -> None:
     """Run a server in the foreground; deploy ``deploy`` into it once it answers."""
-    import uvicorn
-
     from cove.engine.settings import Settings
-    from cove.server import create_app
+    from cove.server.serve import serve
 
     for path in deploy:
         if not path.exists():
@@ -126,7 +124,7 @@ def run_server(
         )
         thread.start()
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        serve(settings)
     finally:
         stop.set()
 

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import pickle
+import signal
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from cove.blobs import BlobStore, LocalBlobStore
+from cove.engine.constraints import unsatisfiable
 from cove.engine.deployments import Deployments, Version
 from cove.engine.ids import new_request_id
 from cove.engine.model import Call, RequestRun, Waiter
 from cove.engine.pool import Pool, PoolHooks, Slot
 from cove.engine.settings import Settings
+from cove.errors import ConflictError, ErrorCode, NotFoundError, UnavailableError
 from cove.runtime.base import ContainerRuntime
 from cove.runtime.local import LocalProcessRuntime
 from cove.sdk.retries import Retries
@@ -91,6 +94,8 @@ class Engine(PoolHooks):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._janitor: asyncio.Task[None] | None = None
         self.accepting = False
+        self._stopping = asyncio.Event()  # set when a graceful shutdown begins
+        self._drained = asyncio.Event()  # set when no request is left running
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,6 +107,23 @@ class Engine(PoolHooks):
         await self._recover()
         self._janitor = self._loop.create_task(self._reap_idle())
         self.accepting = True
+
+    def begin_shutdown(self) -> None:
+        """Stop accepting requests (they get 503); running ones go on. Safe from a signal
+        handler."""
+        self.accepting = False
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+
+    async def drain(self, grace: float) -> bool:
+        """After :meth:`begin_shutdown`: wait up to ``grace`` seconds for running requests
+        to finish. True if none is left; the rest resume when a server starts again."""
+        self.begin_shutdown()
+        if not self.live:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), grace)
+        return not self.live
 
     async def stop(self) -> None:
         self.accepting = False
@@ -136,19 +158,24 @@ class Engine(PoolHooks):
                     )
                 )
                 continue
-            run = RequestRun(rid, version, status=row["status"])
-
-            def load(conn: Any, rid: str = rid) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-                return j.calls_of(conn, rid), j.state_of(conn, rid)
-
-            calls, state = await self.store.read(load)
-            run.state = {k: self.payloads.load(v) for k, v in state.items()}
-            root = self._recover_calls(run, calls)
-            self.live[run.id] = run
-            if root is not None:
-                self._pool(version, root.function).submit(root)
+            await self._resume(rid, version, row["status"])
         if rows:
             log.info("resumed %d unfinished request(s)", len(rows))
+
+    async def _resume(self, rid: str, version: Version, status: str) -> None:
+        """Rebuild a request from the journal and run its entry call again."""
+        run = RequestRun(rid, version, status=status)
+
+        def load(conn: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            return j.calls_of(conn, rid), j.state_of(conn, rid)
+
+        calls, state = await self.store.read(load)
+        run.state = {k: self.payloads.load(v) for k, v in state.items()}
+        root = self._recover_calls(run, calls)
+        self.live[run.id] = run
+        self._drained.clear()
+        if root is not None:
+            self._pool(version, root.function).submit(root)
 
     def _recover_calls(self, run: RequestRun, rows: list[dict[str, Any]]) -> Call | None:
         root: Call | None = None
@@ -190,6 +217,8 @@ class Engine(PoolHooks):
         body_hash: str | None = None,
     ) -> tuple[str, bool]:
         """Accept a request; returns ``(request_id, created)`` once it is durable."""
+        if not self.accepting:
+            raise UnavailableError("the server is shutting down: send the request again later")
         version = self.deployments.get(app)
         entry = version.application["function"]
         args = pickle.dumps(values, protocol=5)
@@ -234,21 +263,52 @@ class Engine(PoolHooks):
         root = Call(run, "0", entry, None, "json", f"json:{entry}", args)
         run.calls["0"] = root
         self.live[rid] = run
+        self._drained.clear()
         self._pool(version, entry).submit(root)
 
     async def wait(self, request_id: str, timeout: float) -> None:
         run = self.live.get(request_id)
-        if run is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.done.wait(), timeout)
+        if run is None:
+            return
+        # A graceful shutdown answers waiting clients at once (the request goes on).
+        done = asyncio.ensure_future(run.done.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait(
+                {done, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            done.cancel()
+            stopping.cancel()
 
-    async def cancel(self, request_id: str, reason: str = "cancelled") -> bool:
+    async def cancel(self, request_id: str, reason: str = "cancelled by the user") -> bool:
+        """Stop a running request: its running calls stop, queued ones never start, and it
+        ends ``cancelled`` (durably: a restart does not resume it). False if not running."""
         run = self.live.get(request_id)
         if run is None:
             return False
         error = {"reason": "cancelled", "function_name": None, "message": reason}
         await self._finish_request(run, "cancelled", error=error)
         return True
+
+    async def replay(self, app: str, request_id: str, upgrade: bool = False) -> int:
+        """Run a failed or cancelled request again under its id, reusing every recorded
+        output; with ``upgrade`` on the latest version. Returns the version it runs on."""
+        if request_id in self.live:
+            raise ConflictError(f"request {request_id} is still running", request_id=request_id)
+        row = await self.store.read(lambda c: j.get_request(c, request_id))
+        if row is None or row["app"] != app:
+            raise NotFoundError(
+                f"application {app!r} has no request {request_id!r}",
+                code=ErrorCode.REQUEST_NOT_FOUND,
+                request_id=request_id,
+            )
+        version = self.deployments.get(app, None if upgrade else row["version"])
+        now = time.time()
+        await self.store.write(lambda c: j.prepare_replay(c, request_id, version.version, now))
+        self.recent.pop(request_id, None)
+        await self._resume(request_id, version, "pending")
+        return version.version
 
     async def delete_application(self, app: str) -> None:
         """Cancel the application's live requests, stop its containers, forget it."""
@@ -267,7 +327,15 @@ class Engine(PoolHooks):
         if pool is None:
             manifest = version.function(function)
             assert manifest is not None, function
-            pool = Pool(version, manifest, self.runtime, self, self.settings.default_max_containers)
+            pool = Pool(
+                version,
+                manifest,
+                self.runtime,
+                self,
+                self.settings.default_max_containers,
+                self.settings.container_start_timeout,
+                unsatisfiable(manifest, version.application, self.settings),
+            )
             self.pools[key] = pool
         return pool
 
@@ -281,11 +349,13 @@ class Engine(PoolHooks):
         call.clock_left = self._timeout(call)
         self._start_clock(call)
         run, now, attempts = call.run, time.time(), call.attempts
+        container = call.slot.container.id if call.slot is not None else ""
         first = run.status == "pending"
         run.status = "running"
 
         def write(conn: Any) -> None:
             j.start_call(conn, run.id, call.call_id, attempts, now)
+            j.start_attempt(conn, run.id, call.call_id, attempts, container, now)
             if first:
                 j.mark_request_running(conn, run.id)
 
@@ -302,10 +372,12 @@ class Engine(PoolHooks):
             self._stop_clock(call)
             slot.pool.release(slot, call)
             if kind == "done":
+                self._end_attempt(call, "succeeded")
                 self._succeed(call, msg[3], msg[4])
             elif kind == "failed":
                 self._attempt_failed(call, msg[3])
             else:
+                self._end_attempt(call, "tail_call")
                 self._tail(call, msg[3], msg[4], msg[5])
         elif kind == "state_get":
             run = self.live.get(msg[2])
@@ -348,6 +420,11 @@ class Engine(PoolHooks):
         now = time.time()
         for token, call_id, function, payload in items:
             call = run.calls.get(call_id)
+            if call is not None and call.finished and call.function != function:
+                # The body took another path than the journal recorded (code changed, or
+                # it is not deterministic): this position runs fresh.
+                self._diverge(run, call_id, function, parent_id, payload)
+                call = None
             if call is None:
                 if run.version.function(function) is None:
                     failure = _internal(f"function {function} is not part of this deployment")
@@ -389,6 +466,35 @@ class Engine(PoolHooks):
             self._stop_clock(parent)  # time spent waiting on children does not count
         for call in fresh:
             self._pool(run.version, call.function).submit(call)
+
+    def _diverge(
+        self, run: RequestRun, call_id: str, function: str, parent_id: str, args: bytes
+    ) -> None:
+        old = run.calls.pop(call_id)
+        run.diverged.append(call_id)
+        log.warning(
+            "request %s: call %s was %s in the journal, now %s: it runs fresh",
+            run.id,
+            call_id,
+            old.function,
+            function,
+        )
+        diverged, now = list(run.diverged), time.time()
+
+        def write(conn: Any) -> None:
+            row = _call_row(
+                run.id,
+                call_id,
+                function,
+                parent_id,
+                "pickle",
+                "pickle",
+                self.payloads.keep(args),
+                now,
+            )
+            j.record_divergence(conn, row, diverged)
+
+        self.store.submit(write, lazy=True)
 
     def _answer(self, slot: Slot, token: int, call: Call) -> None:
         if call.status == "succeeded":
@@ -450,6 +556,9 @@ class Engine(PoolHooks):
         self.store.submit(write, on_loop=_after(committed))
 
     def _attempt_failed(self, call: Call, failure: dict[str, Any]) -> None:
+        self._end_attempt(
+            call, "lost" if failure.get("reason") in MACHINE_REASONS else "failed", failure
+        )
         reason = failure.get("reason")
         run = call.run
         if run.finished:
@@ -467,6 +576,12 @@ class Engine(PoolHooks):
             self._requeue(call, policy.delay(call.attempts))
             return
         self._final_failure(call, failure)
+
+    def _end_attempt(self, call: Call, status: str, error: dict[str, Any] | None = None) -> None:
+        rid, cid, attempt, now = call.run.id, call.call_id, call.attempts, time.time()
+        self.store.submit(
+            lambda c: j.end_attempt(c, rid, cid, attempt, status, now, error), lazy=True
+        )
 
     def _requeue(self, call: Call, delay: float) -> None:
         call.status = "pending"
@@ -538,6 +653,8 @@ class Engine(PoolHooks):
             self.recent.popitem(last=False)
         run.done.set()
         self.live.pop(run.id, None)
+        if not self.live:
+            self._drained.set()
         for call in run.calls.values():
             if call.finished:
                 continue
@@ -547,7 +664,7 @@ class Engine(PoolHooks):
             call.waiters.clear()
             if status != "succeeded" and call.slot is not None and call.slot.alive:
                 # Stop the request's running code; other calls in that container are retried.
-                call.slot.alive = False
+                call.slot.alive, call.slot.stopped_by_server = False, True
                 assert self._loop is not None
                 self._loop.create_task(call.slot.container.kill())
 
@@ -566,19 +683,11 @@ class Engine(PoolHooks):
 
     # -- containers ---------------------------------------------------------------------
     def on_lost(self, slot: Slot) -> None:
+        failure = _lost_failure(slot)
         for call in list(slot.calls.values()):
             self._stop_clock(call)
             slot.pool.release(slot, call)
-            self._attempt_failed(
-                call,
-                {
-                    "reason": "container_lost",
-                    "function_name": call.function,
-                    "message": "the container stopped while the call ran",
-                    "error_type": "ContainerLost",
-                    "traceback": "",
-                },
-            )
+            self._attempt_failed(call, {**failure, "function_name": call.function})
 
     def on_start_failed(self, pool: Pool, failure: dict[str, Any]) -> None:
         failure = {**failure, "reason": failure.get("reason", "function_error")}
@@ -623,7 +732,7 @@ class Engine(PoolHooks):
         if call.attempts != attempt or call.status != "running" or slot is None:
             return
         slot.pool.release(slot, call)
-        slot.alive = False
+        slot.alive, slot.stopped_by_server = False, True
         assert self._loop is not None
         self._loop.create_task(slot.container.kill())  # other calls there are retried
         seconds = self._timeout(call)
@@ -649,6 +758,27 @@ def _after(fn: Callable[[], None]) -> Callable[[Any, BaseException | None], None
         fn()
 
     return done
+
+
+def _lost_failure(slot: Slot) -> dict[str, Any]:
+    """Why a container's calls ended with it: the machine's doing, or the user code's."""
+    code = slot.container.exit_code
+    if slot.stopped_by_server or code is None or code == -signal.SIGKILL:
+        # Stopped by Cove, by the operating system or by an operator: not the code's fault,
+        # so it costs no user retry.
+        return {
+            "reason": "container_lost",
+            "message": "the container stopped while the call ran",
+            "error_type": "ContainerLost",
+            "traceback": "",
+        }
+    how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    return {
+        "reason": "function_error",
+        "message": f"the container's process ended with {how} while the call ran",
+        "error_type": "ContainerExited",
+        "traceback": "",
+    }
 
 
 def _tail_chain(call: Call) -> list[Call]:

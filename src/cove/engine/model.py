@@ -65,6 +65,7 @@ class RequestRun:
     calls: dict[str, Call] = field(default_factory=dict)
     state: dict[str, bytes] = field(default_factory=dict)
     status: str = "pending"
+    diverged: list[str] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property

@@ -37,6 +37,7 @@ class Slot:
     active: int = 0
     calls: dict[str, Call] = field(default_factory=dict)
     alive: bool = True
+    stopped_by_server: bool = False  # killed on purpose (timeout, cancellation, scale-down)
     idle_since: float = field(default_factory=time.monotonic)
 
     @property
@@ -65,6 +66,8 @@ class Pool:
         runtime: ContainerRuntime,
         hooks: PoolHooks,
         default_max: int,
+        start_timeout: float = 300.0,
+        unsatisfiable: dict[str, Any] | None = None,
     ) -> None:
         self.version = version
         self.function = function
@@ -76,6 +79,9 @@ class Pool:
         self.slots: list[Slot] = []
         self.starting = 0
         self.cold_starts = 0
+        self.start_timeout = float(function.get("init_timeout") or start_timeout)
+        # Why no container of this function can ever run here (None: it can).
+        self.unsatisfiable = unsatisfiable
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -84,6 +90,9 @@ class Pool:
 
     def submit(self, call: Call) -> None:
         self.queue.append(call)
+        if self.unsatisfiable is not None:
+            self.hooks.on_start_failed(self, self.unsatisfiable)  # fail fast, never wait
+            return
         self.pump()
 
     def pump(self) -> None:
@@ -169,12 +178,15 @@ class Pool:
             module=v.module,
             code_dir=v.code_dir,
         )
+        container = None
         try:
             container = await self.runtime.start(spec)
-            first = await container.recv()
+            first = await asyncio.wait_for(container.recv(), self.start_timeout)
+        except TimeoutError:
+            first = ("init_failed", _init_timeout(self.name, self.start_timeout))
         except Exception as exc:
             log.exception("container for %s failed to start", self.name)
-            first, container = ("init_failed", _start_failure(self.name, repr(exc))), None
+            first = ("init_failed", _start_failure(self.name, repr(exc)))
         self.starting -= 1
         if first is None or first[0] != "ready":
             failure = first[1] if first else _start_failure(self.name, "container exited")
@@ -214,13 +226,13 @@ class Pool:
             if len(self.slots) <= keep:
                 break
             if not slot.calls and now - slot.idle_since > idle_timeout:
-                slot.alive = False
+                slot.alive, slot.stopped_by_server = False, True
                 self.slots.remove(slot)
                 await slot.container.kill()
 
     async def stop(self) -> None:
         for slot in list(self.slots):
-            slot.alive = False
+            slot.alive, slot.stopped_by_server = False, True
             await slot.container.kill()
         self.slots.clear()
         for task in list(self._tasks):
@@ -239,6 +251,17 @@ class Pool:
             "max_containers": self.max_containers,
             "max_concurrency": self.max_concurrency,
         }
+
+
+def _init_timeout(function: str, seconds: float) -> dict[str, Any]:
+    return {
+        "reason": "function_timeout",
+        "function_name": function,
+        "message": f"the container of {function} was not ready within {seconds:g} s "
+        "(its class constructor runs longer than init_timeout)",
+        "error_type": "TimeoutError",
+        "traceback": "",
+    }
 
 
 def _start_failure(function: str, message: str) -> dict[str, Any]:

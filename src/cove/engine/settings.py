@@ -13,6 +13,14 @@ def _default_max_containers() -> int:
     return max(2, 2 * (os.cpu_count() or 1))
 
 
+def _machine_memory_gb() -> float:
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        return pages * size / 1024**3
+    except (ValueError, OSError):
+        return 1.0
+
+
 class Settings(BaseSettings):
     """How a Cove server runs. Every field can be set as ``COVE_<NAME>``."""
 
@@ -35,6 +43,16 @@ class Settings(BaseSettings):
         default=3, ge=0, description="retries of calls lost to a container crash"
     )
     max_wait: float = Field(default=300.0, gt=0, description="longest ?wait= accepted")
+    container_start_timeout: float = Field(
+        default=300.0, gt=0, description="longest a container may take to become ready"
+    )
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="on SIGTERM, how long running calls may finish"
+    )
+    cpus: float = Field(default_factory=lambda: float(os.cpu_count() or 1), gt=0)
+    memory_gb: float = Field(default_factory=lambda: _machine_memory_gb(), gt=0)
+    gpus: list[str] = Field(default_factory=list, description="GPU models on this machine")
+    regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"])
 
     def database(self) -> str:
         if self.database_url:

@@ -47,6 +47,11 @@ class Container(ABC):
     def pid(self) -> int | None:
         """The process id, where there is one."""
 
+    @property
+    def exit_code(self) -> int | None:
+        """How the container ended (negative: the signal that stopped it), once it has."""
+        return None
+
 
 class ContainerRuntime(ABC):
     """Starts containers and cleans up after a crash of a previous server."""

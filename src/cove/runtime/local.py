@@ -45,6 +45,10 @@ class LocalContainer(Container):
     def pid(self) -> int | None:
         return self._process.pid
 
+    @property
+    def exit_code(self) -> int | None:
+        return self._process.returncode
+
     def send(self, msg: tuple[Any, ...]) -> None:
         if not self._writer.is_closing():
             self._writer.write(encode(msg))

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from cove.engine.engine import Outcome
 from cove.errors import (
+    ConflictError,
     ErrorCode,
     InternalError,
     InvalidInputError,
@@ -77,15 +78,44 @@ async def get_request(app: str, request_id: str, request: Request) -> dict[str, 
     row = await _request_row(request, app, request_id)
     store = engine_of(request).store
 
-    def read(conn: Any) -> tuple[Any, Any, Any]:
-        return (
-            j.calls_of(conn, request_id),
-            j.progress_of(conn, request_id),
-            j.metrics_of(conn, request_id),
+    def read(conn: Any) -> views.RequestRecords:
+        return views.RequestRecords(
+            calls=j.calls_of(conn, request_id),
+            attempts=j.attempts_of(conn, request_id),
+            progress=j.progress_of(conn, request_id),
+            metrics=j.metrics_of(conn, request_id),
+            replay=j.replay_of(conn, request_id),
         )
 
-    calls, progress, metrics = await store.read(read)
-    return views.request_detail(row, calls, progress, metrics)
+    return views.request_detail(row, await store.read(read))
+
+
+@router.delete("/applications/{app}/requests/{request_id}", summary="Cancel a request")
+async def cancel_request(app: str, request_id: str, request: Request) -> dict[str, Any]:
+    """Stops a running request: running calls stop, queued ones never start, and it ends
+    ``cancelled`` for good (a restart does not resume it)."""
+    engine = engine_of(request)
+    row = await _request_row(request, app, request_id)
+    if not await engine.cancel(request_id):
+        raise ConflictError(
+            f"request {request_id} already {row['status']}: there is nothing to cancel",
+            request_id=request_id,
+            status=row["status"],
+        )
+    return {"id": request_id, "status": "cancelled"}
+
+
+@router.post("/applications/{app}/requests/{request_id}/replay", summary="Replay a request")
+async def replay_request(
+    app: str,
+    request_id: str,
+    request: Request,
+    upgrade: bool = Query(False, description="run on the latest deployed version"),
+) -> dict[str, Any]:
+    """Runs a failed or cancelled request again under the same id. Every call whose output
+    the journal holds is reused, so only what failed runs again."""
+    version = await engine_of(request).replay(app, request_id, upgrade)
+    return {"request_id": request_id, "status": "pending", "application_version": version}
 
 
 @router.get("/applications/{app}/requests/{request_id}/output", summary="A request's output")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,12 +58,33 @@ def request_summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def request_detail(
-    row: dict[str, Any],
-    calls: list[dict[str, Any]],
-    progress: list[dict[str, Any]],
-    metrics: list[dict[str, Any]],
-) -> dict[str, Any]:
+@dataclass
+class RequestRecords:
+    """Everything the journal holds about one request, beside its row."""
+
+    calls: list[dict[str, Any]]
+    attempts: list[dict[str, Any]]
+    progress: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    replay: dict[str, Any] | None
+
+
+def _attempt(a: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attempt": a["attempt"],
+        "container": a["container"],
+        "status": a["status"],
+        "started_at": iso(a["started_at"]),
+        "finished_at": iso(a["finished_at"]),
+        "error": _error(a["error"]),
+    }
+
+
+def request_detail(row: dict[str, Any], records: RequestRecords) -> dict[str, Any]:
+    calls, progress, metrics = records.calls, records.progress, records.metrics
+    history: dict[str, list[dict[str, Any]]] = {}
+    for a in records.attempts:
+        history.setdefault(a["call_id"], []).append(_attempt(a))
     data = request_summary(row)
     error = _error(row["error"])
     if data["error"] is not None and error is not None:
@@ -78,9 +100,21 @@ def request_detail(
             "started_at": iso(c["started_at"]),
             "finished_at": iso(c["finished_at"]),
             "error": _error(c["error"]),
+            "attempt_history": history.get(c["call_id"], []),
         }
         for c in calls
     ]
+    replay = records.replay
+    data["replay"] = (
+        {
+            "count": replay["count"],
+            "last_replayed_at": iso(replay["last_at"]),
+            "from_version": replay["from_version"],
+            "diverged_calls": json.loads(replay["diverged"]) if replay["diverged"] else [],
+        }
+        if replay
+        else None
+    )
     latest: dict[str, dict[str, Any]] = {}
     for p in progress:
         latest[p["call_id"]] = {

@@ -14,9 +14,11 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, u
 from cove.store.schema import (
     app_versions,
     applications,
+    call_attempts,
     function_calls,
     metrics,
     progress,
+    request_replays,
     request_state,
     requests,
 )
@@ -150,7 +152,7 @@ def delete_application(conn: Connection, app: str) -> bool:
     found = conn.execute(delete(applications).where(applications.c.name == app)).rowcount
     conn.execute(delete(app_versions).where(app_versions.c.app == app))
     ids = select(requests.c.id).where(requests.c.app == app).scalar_subquery()
-    for table in (function_calls, request_state, progress, metrics):
+    for table in (function_calls, request_state, progress, metrics, call_attempts, request_replays):
         conn.execute(delete(table).where(table.c.request_id.in_(ids)))
     conn.execute(delete(requests).where(requests.c.app == app))
     return bool(found)
@@ -337,3 +339,151 @@ def metrics_of(conn: Connection, request_id: str) -> list[dict[str, Any]]:
         select(metrics).where(metrics.c.request_id == request_id).order_by(metrics.c.id)
     ).mappings()
     return [dict(r) for r in rows]
+
+
+# -- attempts and replays ---------------------------------------------------------------
+_START_ATTEMPT = call_attempts.insert()
+_END_ATTEMPT = (
+    update(call_attempts)
+    .where(
+        and_(
+            call_attempts.c.request_id == bindparam("b_rid"),
+            call_attempts.c.call_id == bindparam("b_cid"),
+            call_attempts.c.attempt == bindparam("b_att"),
+            call_attempts.c.finished_at.is_(None),
+        )
+    )
+    .values(status=bindparam("b_status"), finished_at=bindparam("b_now"), error=bindparam("b_err"))
+)
+
+
+def start_attempt(
+    conn: Connection, request_id: str, call_id: str, attempt: int, container: str, now: float
+) -> None:
+    conn.execute(
+        _START_ATTEMPT,
+        {
+            "request_id": request_id,
+            "call_id": call_id,
+            "attempt": attempt,
+            "container": container,
+            "status": "running",
+            "started_at": now,
+        },
+    )
+
+
+def end_attempt(
+    conn: Connection,
+    request_id: str,
+    call_id: str,
+    attempt: int,
+    status: str,
+    now: float,
+    error: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        _END_ATTEMPT,
+        {
+            "b_rid": request_id,
+            "b_cid": call_id,
+            "b_att": attempt,
+            "b_status": status,
+            "b_now": now,
+            "b_err": json.dumps(error) if error else None,
+        },
+    )
+
+
+def attempts_of(conn: Connection, request_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(call_attempts)
+        .where(call_attempts.c.request_id == request_id)
+        .order_by(call_attempts.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def prepare_replay(conn: Connection, request_id: str, version: int, now: float) -> int:
+    """Make a failed or cancelled request runnable again under its id: keep every call
+    that succeeded, forget the others, reset the entry call. Returns the replay number."""
+    row = conn.execute(
+        select(requests.c.status, requests.c.version).where(requests.c.id == request_id)
+    ).first()
+    if row is None or row[0] not in ("failed", "cancelled"):
+        from cove.errors import ConflictError
+
+        status = row[0] if row else "missing"
+        raise ConflictError(
+            f"request {request_id} is {status}: only failed or cancelled requests replay",
+            request_id=request_id,
+        )
+    conn.execute(
+        delete(function_calls).where(
+            and_(
+                function_calls.c.request_id == request_id,
+                function_calls.c.status != "succeeded",
+                function_calls.c.call_id != "0",
+            )
+        )
+    )
+    conn.execute(
+        update(function_calls)
+        .where(and_(function_calls.c.request_id == request_id, function_calls.c.call_id == "0"))
+        .values(
+            status="pending",
+            attempts=0,
+            output_inline=None,
+            output_blob=None,
+            content_type=None,
+            error=None,
+            started_at=None,
+            finished_at=None,
+        )
+    )
+    conn.execute(
+        update(requests)
+        .where(requests.c.id == request_id)
+        .values(status="pending", version=version, finished_at=None, error=None, content_type=None)
+    )
+    previous = conn.execute(
+        select(request_replays.c.count).where(request_replays.c.request_id == request_id)
+    ).scalar()
+    count = int(previous or 0) + 1
+    values = {"count": count, "last_at": now, "from_version": int(row[1]), "diverged": None}
+    if previous is None:
+        conn.execute(request_replays.insert().values(request_id=request_id, **values))
+    else:
+        conn.execute(
+            update(request_replays)
+            .where(request_replays.c.request_id == request_id)
+            .values(**values)
+        )
+    return count
+
+
+def record_divergence(conn: Connection, row: dict[str, Any], diverged: list[str]) -> None:
+    """A replay issued another function at a recorded position: the new call replaces it."""
+    conn.execute(
+        delete(function_calls).where(
+            and_(
+                function_calls.c.request_id == row["request_id"],
+                function_calls.c.call_id == row["call_id"],
+            )
+        )
+    )
+    conn.execute(_INSERT_CALL, row)
+    conn.execute(
+        update(request_replays)
+        .where(request_replays.c.request_id == row["request_id"])
+        .values(diverged=json.dumps(diverged))
+    )
+
+
+def replay_of(conn: Connection, request_id: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(select(request_replays).where(request_replays.c.request_id == request_id))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None

@@ -5,19 +5,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Table, func, select
 
 from cove.store import schema
 
 
-def _v1_initial(conn: Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_version]
-    schema.metadata.create_all(conn, tables=tables)
+def _create(*tables: Table) -> Callable[[Connection], None]:
+    def step(conn: Connection) -> None:
+        schema.metadata.create_all(conn, tables=list(tables))
+
+    return step
 
 
 # Append new migrations; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
-    (1, _v1_initial),
+    (
+        1,
+        _create(
+            schema.applications,
+            schema.app_versions,
+            schema.requests,
+            schema.function_calls,
+            schema.request_state,
+            schema.progress,
+            schema.metrics,
+        ),
+    ),
+    (2, _create(schema.call_attempts, schema.request_replays)),
 ]
 
 

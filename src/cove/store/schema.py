@@ -123,3 +123,30 @@ metrics = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_metrics_request", "request_id"),
 )
+
+
+# -- version 2 ----------------------------------------------------------------------------
+call_attempts = Table(
+    "call_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(40), nullable=False),
+    Column("call_id", String(300), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("container", String(300)),
+    Column("status", String(20), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("error", Text),
+    Index("ix_call_attempts_call", "request_id", "call_id", "id"),
+)
+
+request_replays = Table(
+    "request_replays",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("from_version", Integer, nullable=False),
+    Column("diverged", Text),
+)

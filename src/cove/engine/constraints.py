@@ -1,0 +1,51 @@
+"""Whether a function can ever run on this cluster; if not, its calls fail fast.
+
+A call that no container could ever satisfy must not wait forever in a queue: it fails at
+once with ``constraint_unsatisfiable`` and a message naming what is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cove.engine.settings import Settings
+
+
+def unsatisfiable(
+    function: dict[str, Any], application: dict[str, Any], settings: Settings
+) -> dict[str, Any] | None:
+    """A failure for ``function``'s calls if nothing here can run it, else None."""
+    name = function["name"]
+    problem = None
+    region = function.get("region") or application.get("region")
+    if function.get("cpu", 1.0) > settings.cpus:
+        problem = f"needs {function['cpu']:g} CPUs; this machine has {settings.cpus:g}"
+    elif function.get("memory", 1.0) > settings.memory_gb:
+        problem = (
+            f"needs {function['memory']:g} GB of memory; this machine has "
+            f"{settings.memory_gb:.1f} GB"
+        )
+    elif function.get("gpu") and not _gpu_available(function["gpu"], settings.gpus):
+        have = ", ".join(settings.gpus) or "none"
+        problem = f"needs GPU {function['gpu']!r}; this cluster has {have}"
+    elif region is not None and region not in settings.regions:
+        problem = f"is pinned to region {region}; this cluster serves {', '.join(settings.regions)}"
+    if problem is None:
+        return None
+    return {
+        "reason": "constraint_unsatisfiable",
+        "function_name": name,
+        "message": f"function {name} {problem}",
+        "error_type": "ConstraintUnsatisfiable",
+        "traceback": "",
+    }
+
+
+def _gpu_available(wanted: str | list[str], have: list[str]) -> bool:
+    options = wanted if isinstance(wanted, list) else [wanted]
+    for option in options:
+        model, _, count = option.partition(":")
+        need = int(count) if count.isdigit() else 1
+        if sum(1 for g in have if model.upper() in g.upper()) >= need:
+            return True
+    return False

@@ -1,0 +1,56 @@
+"""Running the API under uvicorn, with Cove's graceful shutdown.
+
+On SIGTERM (or Ctrl-C) the server first stops accepting requests (they get 503) while it
+keeps serving status and output reads, lets running requests finish for up to
+``shutdown_grace`` seconds, and only then stops listening and stops its containers. What
+has not finished by then is in the journal and resumes on the next start. A second signal
+stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from cove.engine.settings import Settings
+from cove.server.app import create_app
+
+
+class GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI, grace: float) -> None:
+        super().__init__(config)
+        self.cove_app = app
+        self.grace = grace
+        self.draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        engine = getattr(self.cove_app.state, "engine", None)
+        loop = getattr(engine, "_loop", None)
+        if self.draining or engine is None or loop is None:
+            super().handle_exit(sig, frame)
+            return
+        self.draining = True
+        engine.begin_shutdown()
+
+        async def drain_then_exit() -> None:
+            await engine.drain(self.grace)
+            super(GracefulServer, self).handle_exit(sig, frame)
+
+        loop.call_soon_threadsafe(lambda: loop.create_task(drain_then_exit()))
+
+
+def serve(settings: Settings) -> None:
+    """Run a Cove server in the foreground until it is stopped."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    server = GracefulServer(config, app, settings.shutdown_grace)
+    asyncio.run(server.serve())
