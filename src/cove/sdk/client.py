@@ -100,6 +100,16 @@ class Client:
         ).json()
         return result
 
+    def cancel(self, app: str, request_id: str) -> None:
+        self._send("DELETE", f"/applications/{app}/requests/{request_id}")
+
+    def replay(self, app: str, request_id: str, upgrade: bool = False) -> dict[str, Any]:
+        params = {"upgrade": "true"} if upgrade else None
+        result: dict[str, Any] = self._send(
+            "POST", f"/applications/{app}/requests/{request_id}/replay", params=params
+        ).json()
+        return result
+
     def output(self, app: str, request_id: str, wait: float | None = None) -> httpx.Response:
         params = {"wait": str(wait)} if wait is not None else None
         return self._send(
