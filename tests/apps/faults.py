@@ -121,3 +121,16 @@ def slow_init(x: int) -> int:
 @function(retries=Retries(max_retries=5, initial_delay=0))
 def stops_early() -> str:
     raise RequestError("the input can never work")
+
+
+@function(memory=1)
+def hog(megabytes: int) -> int:
+    block = bytearray(megabytes * 2**20)  # zero-filled: really resident
+    time.sleep(30)
+    return len(block)
+
+
+@application()
+@function()
+def greedy(megabytes: int) -> int:
+    return hog(megabytes)

@@ -246,3 +246,16 @@ def test_a_cancelled_request_is_not_resumed_by_a_restart(tmp_path: Path) -> None
     with TestClient(app) as client:
         assert rid not in app.state.engine.live
         assert status_of(client, "slow", rid)["status"] == "cancelled"
+
+
+def test_a_container_over_its_memory_is_stopped_with_out_of_memory(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, _ = server
+    started = time.monotonic()
+    r = client.post("/applications/greedy", params={"wait": 60}, json=1500)
+    assert time.monotonic() - started < 25  # stopped long before its 30 s sleep ends
+    err = r.json()["error"]
+    assert r.status_code == 500 and err["reason"] == "out_of_memory"
+    status = status_of(client, "greedy", r.headers["x-cove-request-id"])
+    assert "memory limit of 1 GB" in status["error"]["message"]

@@ -36,7 +36,7 @@ from cove.store import journal as j
 
 log = logging.getLogger(__name__)
 MACHINE_REASONS = ("container_lost",)
-RETRYABLE = ("function_error", "function_timeout")
+RETRYABLE = ("function_error", "function_timeout", "out_of_memory")
 
 
 _RECENT_OUTCOMES = 4096
@@ -106,6 +106,7 @@ class Engine(PoolHooks):
         await self.deployments.load()
         await self._recover()
         self._janitor = self._loop.create_task(self._reap_idle())
+        self._memory_watch = self._loop.create_task(self._watch_memory())
         self.accepting = True
 
     def begin_shutdown(self) -> None:
@@ -129,10 +130,17 @@ class Engine(PoolHooks):
         self.accepting = False
         if self._janitor is not None:
             self._janitor.cancel()
+            self._memory_watch.cancel()
         for pool in list(self.pools.values()):
             await pool.stop()
         await self.runtime.close()
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+
+    async def _watch_memory(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.memory_check_interval)
+            for pool in list(self.pools.values()):
+                pool.enforce_memory()
 
     async def _reap_idle(self) -> None:
         while True:
@@ -763,6 +771,14 @@ def _after(fn: Callable[[], None]) -> Callable[[Any, BaseException | None], None
 def _lost_failure(slot: Slot) -> dict[str, Any]:
     """Why a container's calls ended with it: the machine's doing, or the user code's."""
     code = slot.container.exit_code
+    if slot.out_of_memory:
+        return {
+            "reason": "out_of_memory",
+            "message": f"the container went over the function's memory limit of "
+            f"{slot.pool.function.get('memory') or 1:g} GB and was stopped",
+            "error_type": "OutOfMemory",
+            "traceback": "",
+        }
     if slot.stopped_by_server or code is None or code == -signal.SIGKILL:
         # Stopped by Cove, by the operating system or by an operator: not the code's fault,
         # so it costs no user retry.

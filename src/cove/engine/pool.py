@@ -38,6 +38,7 @@ class Slot:
     calls: dict[str, Call] = field(default_factory=dict)
     alive: bool = True
     stopped_by_server: bool = False  # killed on purpose (timeout, cancellation, scale-down)
+    out_of_memory: bool = False  # killed for going over its function's memory
     idle_since: float = field(default_factory=time.monotonic)
 
     @property
@@ -218,6 +219,21 @@ class Pool:
             self.slots.remove(slot)
         self.hooks.on_lost(slot)
         self.pump()
+
+    def enforce_memory(self) -> None:
+        """Kill containers over their function's ``memory`` (a resident-set monitor)."""
+        limit = float(self.function.get("memory") or 1.0) * 1024**3
+        for slot in self.slots:
+            used = slot.container.memory_bytes() if slot.alive else None
+            if used is not None and used > limit:
+                log.warning(
+                    "%s uses %d MB, over its %g GB: stopped",
+                    slot.container.id,
+                    used // 2**20,
+                    limit / 1024**3,
+                )
+                slot.alive, slot.stopped_by_server, slot.out_of_memory = False, True, True
+                asyncio.get_running_loop().create_task(slot.container.kill())
 
     async def stop_idle(self, idle_timeout: float) -> None:
         now = time.monotonic()

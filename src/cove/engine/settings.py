@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="on SIGTERM, how long running calls may finish"
     )
+    memory_check_interval: float = Field(
+        default=0.25, gt=0, description="how often containers' memory is checked (s)"
+    )
     cpus: float = Field(default_factory=lambda: float(os.cpu_count() or 1), gt=0)
     memory_gb: float = Field(default_factory=lambda: _machine_memory_gb(), gt=0)
     gpus: list[str] = Field(default_factory=list, description="GPU models on this machine")

@@ -47,6 +47,10 @@ class Container(ABC):
     def pid(self) -> int | None:
         """The process id, where there is one."""
 
+    def memory_bytes(self) -> int | None:
+        """Resident memory of the container now, where the runtime can tell."""
+        return None
+
     @property
     def exit_code(self) -> int | None:
         """How the container ended (negative: the signal that stopped it), once it has."""

@@ -49,6 +49,16 @@ class LocalContainer(Container):
     def exit_code(self) -> int | None:
         return self._process.returncode
 
+    def memory_bytes(self) -> int | None:
+        try:
+            status = Path(f"/proc/{self._process.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return None
+
     def send(self, msg: tuple[Any, ...]) -> None:
         if not self._writer.is_closing():
             self._writer.write(encode(msg))
