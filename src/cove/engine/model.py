@@ -75,3 +75,14 @@ class RequestRun:
     @property
     def finished(self) -> bool:
         return self.status in FINAL_REQUEST
+
+
+@dataclass
+class Outcome:
+    """How a request ended, as ``/output`` reports it."""
+
+    app: str
+    status: str
+    content_type: str | None
+    output: bytes | None
+    error: dict[str, Any] | None

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from cove.engine.engine import Outcome
+from cove.engine.model import Outcome
 from cove.errors import (
     ConflictError,
     ErrorCode,
