@@ -172,3 +172,25 @@ def test_writes_commit_in_submission_order_lazy_or_not(tmp_path: Path) -> None:
         assert message == "later"
     finally:
         store.close()
+
+
+def test_an_older_database_is_migrated_forward(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from cove.store import migrations
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a database as version 1 left it
+        migrations.current_version(conn)
+        number, step = migrations.MIGRATIONS[0]
+        step(conn)
+        conn.execute(migrations.schema.schema_version.insert().values(version=1, applied_at=0.0))
+    engine.dispose()
+    store = open_store(url)
+    try:
+        assert store.read_sync(current_version) == MIGRATIONS[-1][0]
+        names = set(inspect(store.reader_engine).get_table_names())
+        assert {"call_attempts", "request_replays"} <= names
+    finally:
+        store.close()
