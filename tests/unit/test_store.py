@@ -183,7 +183,7 @@ def test_an_older_database_is_migrated_forward(tmp_path: Path) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:  # a database as version 1 left it
         migrations.current_version(conn)
-        number, step = migrations.MIGRATIONS[0]
+        _, step = migrations.MIGRATIONS[0]
         step(conn)
         conn.execute(migrations.schema.schema_version.insert().values(version=1, applied_at=0.0))
     engine.dispose()
