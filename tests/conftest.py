@@ -9,13 +9,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 APPS = Path(__file__).parent / "apps"
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``predicate`` until it holds: for what another process writes (no event to await)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what or 'condition'} not reached in {timeout} s"
+        time.sleep(0.02)
+
+
+def wait_for_file(path: Path, timeout: float = 60.0) -> None:
+    wait_until(path.exists, timeout, f"{path} to appear")
 
 
 def free_port() -> int:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import collections
 import os
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, ServerProcess
+from tests.conftest import APPS, ServerProcess, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +24,6 @@ def _lines(log: Path) -> list[tuple[str, str, str]]:
     return out
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # the side-effect log is written by another process
-    raise AssertionError("condition not reached in time")
-
-
 def test_sigkill_mid_request_resumes_without_repeating_finished_calls(
     tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
@@ -46,7 +36,7 @@ def test_sigkill_mid_request_resumes_without_repeating_finished_calls(
     with server.client() as c:
         body = {"log": (None, f'"{log}"'), "steps": (None, "6"), "block_at": (None, "3")}
         rid = c.post("/applications/durable_job", files=body).json()["request_id"]
-    _wait_for(lambda: "start step3" in [t for _, _, t in _lines(log)])
+    wait_until(lambda: "start step3" in [t for _, _, t in _lines(log)])
     pids = [int(p.name) for p in (data / "containers").iterdir()]
     server.kill()
 

@@ -11,16 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import APPS, ServerProcess
+from tests.conftest import APPS, ServerProcess, wait_for_file
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_for_file(path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)  # written by a container process
 
 
 def _effects(work: Path) -> list[str]:
@@ -38,7 +31,7 @@ def test_sigterm_refuses_new_requests_and_lets_running_ones_finish(
     with server.client() as c:
         body = {"work": str(work), "seconds": 2}
         rid = c.post("/applications/slow", json=body).json()["request_id"]
-        _wait_for_file(work / "started")
+        wait_for_file(work / "started")
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
@@ -67,7 +60,7 @@ def test_what_the_grace_period_cuts_short_resumes_on_restart(
     with server.client() as c:
         body = {"work": str(work), "seconds": 3}
         rid = c.post("/applications/slow", json=body).json()["request_id"]
-    _wait_for_file(work / "started")
+    wait_for_file(work / "started")
     assert server.process is not None
     stopped_at = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
@@ -99,7 +92,7 @@ def test_cancel_and_replay_from_the_cli(
         rid = c.post("/applications/slow", json={"work": str(work), "seconds": 30}).json()[
             "request_id"
         ]
-        _wait_for_file(work / "started")
+        wait_for_file(work / "started")
         done = cove("cancel", "slow", rid)
         assert done.returncode == 0, done.stderr
         assert c.get(f"/applications/slow/requests/{rid}").json()["status"] == "cancelled"

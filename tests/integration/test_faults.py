@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from cove.engine.settings import Settings
 from cove.server import create_app
-from tests.conftest import APPS
+from tests.conftest import APPS, wait_for_file
 
 
 def deploy(client: TestClient, name: str) -> None:
@@ -48,13 +48,6 @@ def work(tmp_path: Path) -> str:
 def status_of(client: TestClient, app: str, rid: str) -> dict[str, Any]:
     data: dict[str, Any] = client.get(f"/applications/{app}/requests/{rid}").json()
     return data
-
-
-def wait_for_file(path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)  # written by a container process
 
 
 def effects(work: str) -> Counter[str]:
@@ -110,11 +103,7 @@ def test_cancel_stops_running_and_queued_calls(
 ) -> None:
     client, engine = server
     rid = client.post("/applications/fan", json=work).json()["request_id"]
-    log = Path(work, "effects.log")
-    deadline = time.monotonic() + 60
-    while not log.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_file(Path(work, "effects.log"))
     r = client.delete(f"/applications/fan/requests/{rid}")
     assert r.status_code == 200 and r.json() == {"id": rid, "status": "cancelled"}
     status = status_of(client, "fan", rid)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from cove.engine.settings import Settings
 from cove.server import create_app
 from cove.store.schema import function_calls
-from tests.conftest import APPS
+from tests.conftest import APPS, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +85,11 @@ def test_stopping_a_container_stops_what_its_code_spawned(
     client, _ = server
     pid_file = tmp_path / "child.pid"
     client.post("/applications/spawner", json=str(pid_file))
-    deadline = time.monotonic() + 60
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the function never started"
-        time.sleep(0.02)  # written by the container process
+    wait_until(lambda: pid_file.exists() and bool(pid_file.read_text()), what="the start")
     pid = int(pid_file.read_text())
     assert _alive(pid)
     assert client.delete("/applications/spawner").status_code == 204
-    deadline = time.monotonic() + 30
-    while _alive(pid):
-        assert time.monotonic() < deadline, "the spawned process outlived its container"
-        time.sleep(0.02)
+    wait_until(lambda: not _alive(pid), 30, "the spawned process to stop with its container")
 
 
 def _alive(pid: int) -> bool:
