@@ -13,7 +13,7 @@ import typer
 from rich.text import Text
 
 from cove import __version__
-from cove.cli import apps_cmd, control_cmd, requests_cmd, server_cmd
+from cove.cli import apps_cmd, control_cmd, requests_cmd, secrets_cmd, server_cmd
 from cove.cli.output import debug_enabled, describe_error, err_console
 from cove.errors import CoveError
 
@@ -45,6 +45,7 @@ app.command(rich_help_panel=_REQUESTS)(requests_cmd.request)
 app.command(rich_help_panel=_REQUESTS)(requests_cmd.output)
 app.command(rich_help_panel=_REQUESTS)(control_cmd.cancel)
 app.command(rich_help_panel=_REQUESTS)(control_cmd.replay)
+app.add_typer(secrets_cmd.app, name="secrets", rich_help_panel=_APPS)
 
 
 def _version(value: bool) -> None:

@@ -73,6 +73,8 @@ class Engine(CallRouter):
         self.runtime.reap_orphans()
         await self.deployments.load()
         await self._recover()
+        for version in self.deployments.apps():
+            self._keep_ready(version)
         self._janitor = self._loop.create_task(self._reap_idle())
         self._memory_watch = self._loop.create_task(self._watch_memory())
         self.accepting = True
@@ -105,10 +107,12 @@ class Engine(CallRouter):
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
     async def _watch_memory(self) -> None:
+        tick = 0
         while True:
             await asyncio.sleep(self.settings.memory_check_interval)
+            tick += 1
             for pool in list(self.pools.values()):
-                pool.enforce_memory()
+                pool.enforce_limits(check_disk=tick % 4 == 0)  # folders cost more to measure
 
     async def _reap_idle(self) -> None:
         while True:
@@ -285,6 +289,22 @@ class Engine(CallRouter):
         self.recent.pop(request_id, None)
         await self._resume(request_id, version, "pending")
         return version.version
+
+    async def deploy(self, filename: str, code: bytes) -> list[Version]:
+        """Deploy a file: new versions of its applications, their pools made ready."""
+        versions = await self.deployments.deploy(filename, code)
+        for version in versions:
+            for (app, number, _), pool in self.pools.items():
+                if app == version.app and number < version.version:
+                    pool.retired = True  # old versions keep no minimum and no warm containers
+            self._keep_ready(version)
+        return versions
+
+    def _keep_ready(self, version: Version) -> None:
+        """Start the minimum and warm containers of a version's functions."""
+        for function in version.functions.values():
+            if function.get("min_containers") or function.get("warm_containers"):
+                self._pool(version, function["name"]).pump()
 
     async def delete_application(self, app: str) -> None:
         """Cancel the application's live requests, stop its containers, forget it."""

@@ -28,6 +28,14 @@ def lost_failure(slot: Slot) -> dict[str, Any]:
             "error_type": "OutOfMemory",
             "traceback": "",
         }
+    if slot.out_of_disk:
+        return {
+            "reason": "function_error",
+            "message": "the call wrote more than the function's ephemeral_disk of "
+            f"{slot.pool.function.get('ephemeral_disk') or 2:g} GB to its temporary folder",
+            "error_type": "EphemeralDiskFull",
+            "traceback": "",
+        }
     if slot.stopped_by_server or code is None or code == -signal.SIGKILL:
         # Stopped by Cove, by the operating system or by an operator: not the code's fault,
         # so it costs no user retry.

@@ -39,6 +39,7 @@ class Slot:
     alive: bool = True
     stopped_by_server: bool = False  # killed on purpose (timeout, cancellation, scale-down)
     out_of_memory: bool = False  # killed for going over its function's memory
+    out_of_disk: bool = False  # killed for filling its temporary folder past ephemeral_disk
     idle_since: float = field(default_factory=time.monotonic)
 
     @property
@@ -76,6 +77,10 @@ class Pool:
         self.hooks = hooks
         self.max_containers: int = function.get("max_containers") or default_max
         self.max_concurrency: int = function.get("max_concurrency") or 1
+        self.min_containers: int = function.get("min_containers") or 0
+        self.warm_containers: int = function.get("warm_containers") or 0
+        self.retired = False  # an older version: it keeps no minimum and no warm containers
+        self.cold_start_seconds: deque[float] = deque(maxlen=200)
         self.queue: deque[Call] = deque()
         self.slots: list[Slot] = []
         self.starting = 0
@@ -110,9 +115,20 @@ class Pool:
             queue.popleft()
             self._dispatch(slot, call)
         want = len(queue) - self.starting
-        while want > 0 and len(self.slots) + self.starting < self.max_containers:
+        target = self.target()
+        while len(self.slots) + self.starting < self.max_containers and (
+            want > 0 or len(self.slots) + self.starting < target
+        ):
             self._spawn()
             want -= 1
+
+    def target(self) -> int:
+        """How many containers the pool keeps without queued calls: ``min_containers``, or
+        the busy ones plus ``warm_containers`` idle and ready, within ``max_containers``."""
+        if self.retired or self.unsatisfiable is not None:
+            return 0
+        busy = sum(1 for slot in self.slots if slot.calls)
+        return min(self.max_containers, max(self.min_containers, busy + self.warm_containers))
 
     def _free_slot(self) -> Slot | None:
         best: Slot | None = None
@@ -179,7 +195,7 @@ class Pool:
             module=v.module,
             code_dir=v.code_dir,
         )
-        container = None
+        container, began = None, time.monotonic()
         try:
             container = await self.runtime.start(spec)
             first = await asyncio.wait_for(container.recv(), self.start_timeout)
@@ -197,6 +213,7 @@ class Pool:
             return
         assert container is not None
         self.cold_starts += 1
+        self.cold_start_seconds.append(time.monotonic() - began)
         slot = Slot(container, self)
         self.slots.append(slot)
         task = asyncio.get_running_loop().create_task(self._serve(slot))
@@ -220,26 +237,30 @@ class Pool:
         self.hooks.on_lost(slot)
         self.pump()
 
-    def enforce_memory(self) -> None:
-        """Kill containers over their function's ``memory`` (a resident-set monitor)."""
-        limit = float(self.function.get("memory") or 1.0) * 1024**3
+    def enforce_limits(self, check_disk: bool) -> None:
+        """Stop containers over their function's ``memory`` (resident set) or, when
+        ``check_disk``, over its ``ephemeral_disk`` (their temporary folder)."""
+        memory = float(self.function.get("memory") or 1.0) * 1024**3
+        disk = float(self.function.get("ephemeral_disk") or 2.0) * 1024**3
         for slot in self.slots:
-            used = slot.container.memory_bytes() if slot.alive else None
-            if used is not None and used > limit:
-                log.warning(
-                    "%s uses %d MB, over its %g GB: stopped",
-                    slot.container.id,
-                    used // 2**20,
-                    limit / 1024**3,
-                )
-                slot.alive, slot.stopped_by_server, slot.out_of_memory = False, True, True
-                asyncio.get_running_loop().create_task(slot.container.kill())
+            if not slot.alive:
+                continue
+            used = slot.container.memory_bytes()
+            if used is not None and used > memory:
+                slot.out_of_memory = True
+            elif check_disk and (slot.container.disk_bytes() or 0) > disk:
+                slot.out_of_disk = True
+            else:
+                continue
+            log.warning("%s went over its function's limits: stopped", slot.container.id)
+            slot.alive, slot.stopped_by_server = False, True
+            asyncio.get_running_loop().create_task(slot.container.kill())
 
     async def stop_idle(self, idle_timeout: float) -> None:
+        """Stop containers idle for ``idle_timeout`` that the pool does not need to keep."""
         now = time.monotonic()
-        keep = self.function.get("min_containers") or 0
         for slot in list(self.slots):
-            if len(self.slots) <= keep:
+            if len(self.slots) <= self.target():
                 break
             if not slot.calls and now - slot.idle_since > idle_timeout:
                 slot.alive, slot.stopped_by_server = False, True
@@ -255,17 +276,29 @@ class Pool:
             task.cancel()
 
     def describe(self) -> dict[str, Any]:
+        """The pool as ``GET /applications/{app}/functions`` shows it."""
+        starts = sorted(self.cold_start_seconds)
+        containers = [
+            {"id": s.container.id, "state": s.state, "calls": len(s.calls)} for s in self.slots
+        ]
+        containers += [{"id": None, "state": "starting", "calls": 0}] * self.starting
         return {
             "function": self.name,
-            "containers": [
-                {"id": s.container.id, "state": s.state, "calls": len(s.calls)} for s in self.slots
-            ],
-            "starting": self.starting,
-            "queued": len(self.queue),
+            "version": self.version.version,
+            "containers": containers,
             "in_flight": sum(len(s.calls) for s in self.slots),
+            "queued": sum(1 for c in self.queue if not c.run.finished),
             "cold_starts": self.cold_starts,
+            "cold_start_seconds": {
+                "last": round(self.cold_start_seconds[-1], 4) if starts else None,
+                "p50": round(starts[len(starts) // 2], 4) if starts else None,
+                "max": round(starts[-1], 4) if starts else None,
+            },
+            "min_containers": self.min_containers,
             "max_containers": self.max_containers,
+            "warm_containers": self.warm_containers,
             "max_concurrency": self.max_concurrency,
+            "retired": self.retired,
         }
 
 

@@ -51,6 +51,10 @@ class Container(ABC):
         """Resident memory of the container now, where the runtime can tell."""
         return None
 
+    def disk_bytes(self) -> int | None:
+        """Bytes in the container's temporary folder now, where the runtime can tell."""
+        return None
+
     @property
     def exit_code(self) -> int | None:
         """How the container ended (negative: the signal that stopped it), once it has."""

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -33,6 +34,7 @@ class LocalContainer(Container):
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         record: Path,
+        tmp: Path,
     ) -> None:
         self.id = spec.container_id
         self.spec = spec
@@ -40,6 +42,7 @@ class LocalContainer(Container):
         self._reader = reader
         self._writer = writer
         self._record = record
+        self.tmp = tmp
 
     @property
     def pid(self) -> int | None:
@@ -75,10 +78,19 @@ class LocalContainer(Container):
         self._writer.close()
         await self._reap()
 
+    def disk_bytes(self) -> int | None:
+        total = 0
+        for root, _dirs, files in os.walk(self.tmp):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(root, name)).st_size
+        return total
+
     async def _reap(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             await self._process.wait()
         self._record.unlink(missing_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)  # the container's ephemeral disk
 
 
 class LocalProcessRuntime(ContainerRuntime):
@@ -87,12 +99,17 @@ class LocalProcessRuntime(ContainerRuntime):
     def __init__(self, data_dir: Path) -> None:
         self.records = data_dir / "containers"
         self.logs = data_dir / "logs"
-        self.records.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
+        self.tmp = data_dir / "tmp"
+        for folder in (self.records, self.logs, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
 
     async def start(self, spec: ContainerSpec) -> Container:
         parent, child = socket.socketpair()
+        tmp = self.tmp / spec.container_id
+        tmp.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **spec.env, "COVE_CHANNEL_FD": str(child.fileno())}
+        # Each container gets a fresh temporary folder of its own, removed when it ends.
+        env.update(TMPDIR=str(tmp), TMP=str(tmp), TEMP=str(tmp))
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(spec.code_dir), env.get("PYTHONPATH", "")) if p
         )
@@ -118,7 +135,7 @@ class LocalProcessRuntime(ContainerRuntime):
         record = self.records / str(process.pid)
         record.write_text(spec.container_id)
         reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
-        return LocalContainer(spec, process, reader, writer, record)
+        return LocalContainer(spec, process, reader, writer, record, tmp)
 
     def reap_orphans(self) -> int:
         stopped = 0
@@ -133,6 +150,8 @@ class LocalProcessRuntime(ContainerRuntime):
                     os.killpg(pid, signal.SIGKILL)
                     stopped += 1
             record.unlink(missing_ok=True)
+        for folder in self.tmp.iterdir():  # temporary folders of containers now gone
+            shutil.rmtree(folder, ignore_errors=True)
         if stopped:
             log.warning("stopped %d container(s) left by a previous server", stopped)
         return stopped

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -118,6 +119,20 @@ class Client:
             params=params,
             timeout=None if wait is None else wait + 30,
         )
+
+    # -- secrets ------------------------------------------------------------------------
+    def set_secret(self, name: str, value: str) -> None:
+        """Create or replace secret ``name`` (encrypted on the server)."""
+        self._send("PUT", f"/secrets/{quote(name, safe='')}", json={"value": value})
+
+    def secrets(self) -> list[str]:
+        """The names of the server's secrets (never their values), sorted."""
+        items: list[dict[str, Any]] = self._send("GET", "/secrets").json()["secrets"]
+        return [str(item["name"]) for item in items]
+
+    def delete_secret(self, name: str) -> None:
+        """Delete secret ``name``; :class:`cove.errors.NotFoundError` if there is none."""
+        self._send("DELETE", f"/secrets/{quote(name, safe='')}")
 
 
 def _error_of(response: httpx.Response) -> CoveError:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
+from cove.engine.deployments import Version
 from cove.engine.engine import Engine
 from cove.errors import InvalidInputError
 from cove.server import views
@@ -34,7 +35,7 @@ async def deploy(request: Request) -> dict[str, Any]:
     code = form.get("code")
     if not isinstance(code, UploadFile) or not code.filename:
         raise InvalidInputError("deploy needs a 'code' file part holding the Python file")
-    versions = await engine_of(request).deployments.deploy(code.filename, await code.read())
+    versions = await engine_of(request).deploy(code.filename, await code.read())
     return {"applications": [views.application(v, base_url(request)) for v in versions]}
 
 
@@ -52,6 +53,40 @@ async def get_application(app: str, request: Request) -> dict[str, Any]:
     data = views.application(engine.deployments.get(app), base_url(request))
     data["versions"] = sorted(v for a, v in engine.deployments.versions if a == app)
     return data
+
+
+@router.get("/applications/{app}/functions", summary="Functions, pools and containers")
+async def functions(app: str, request: Request) -> dict[str, Any]:
+    """Per function of the latest version (and of older versions still running): its
+    containers and their states, calls in flight and queued, cold starts, and bounds."""
+    engine = engine_of(request)
+    latest = engine.deployments.get(app)
+    pools: dict[tuple[int, str], dict[str, Any] | None] = {
+        (v, f): p.describe() for (a, v, f), p in engine.pools.items() if a == app
+    }
+    rows = []
+    for name in latest.functions:
+        rows.append(pools.pop((latest.version, name), None) or _idle(latest, name))
+    rows += [row for _, row in sorted(pools.items(), key=lambda kv: kv[0]) if row is not None]
+    return {"application": app, "version": latest.version, "functions": rows}
+
+
+def _idle(version: Version, name: str) -> dict[str, Any]:
+    fn = version.functions[name]
+    return {
+        "function": name,
+        "version": version.version,
+        "containers": [],
+        "in_flight": 0,
+        "queued": 0,
+        "cold_starts": 0,
+        "cold_start_seconds": {"last": None, "p50": None, "max": None},
+        "min_containers": fn.get("min_containers") or 0,
+        "max_containers": fn.get("max_containers"),
+        "warm_containers": fn.get("warm_containers") or 0,
+        "max_concurrency": fn.get("max_concurrency") or 1,
+        "retired": False,
+    }
 
 
 @router.delete("/applications/{app}", status_code=204, summary="Delete an application")

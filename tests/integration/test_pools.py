@@ -1,0 +1,110 @@
+"""Pool scaling: warm containers refilled, max never exceeded, min kept, scale to zero,
+max_concurrency honoured, queueing without loss, one temporary folder per container."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cove.engine.settings import Settings
+from cove.server import create_app
+from tests.conftest import APPS, wait_until
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("pools"), container_idle_timeout=1.0)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        path = APPS / "scaling.py"
+        r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
+        assert r.status_code == 201, r.text
+        yield client, app.state.engine
+
+
+def functions(client: TestClient, app: str) -> dict[str, dict[str, Any]]:
+    rows = client.get(f"/applications/{app}/functions").json()["functions"]
+    return {row["function"]: row for row in rows if not row["retired"]}
+
+
+def states(row: dict[str, Any]) -> list[str]:
+    return sorted(c["state"] for c in row["containers"])
+
+
+def run(client: TestClient, app: str, value: Any) -> Any:
+    r = client.post(f"/applications/{app}", params={"wait": 120}, json=value)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_warm_containers_are_ready_before_requests_and_refilled(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, _ = server
+    wait_until(lambda: states(functions(client, "use_warm")["warm"]) == ["idle", "idle"])
+    assert functions(client, "use_warm")["warm"]["cold_starts"] == 2
+    rid = client.post("/applications/use_warm", json=1.5).json()["request_id"]
+    # One warm container is taken: a replacement starts so two stay idle and ready.
+    wait_until(lambda: states(functions(client, "use_warm")["warm"]) == ["busy", "idle", "idle"])
+    client.get(f"/applications/use_warm/requests/{rid}/output", params={"wait": 60})
+    assert functions(client, "use_warm")["warm"]["cold_starts"] == 3
+
+
+def test_never_more_than_max_containers_and_queueing_loses_nothing(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, engine = server
+    pids = run(client, "use_capped", 12)
+    assert len(pids) == 12 and len(set(pids)) <= 2
+    pool = next(p for k, p in engine.pools.items() if k[2] == "capped")
+    assert pool.cold_starts <= 2
+
+
+def test_min_containers_stay_while_others_scale_to_zero(server: tuple[TestClient, Any]) -> None:
+    client, _ = server
+    assert run(client, "use_kept", 4) == 8
+    wait_until(lambda: functions(client, "use_kept")["on_demand"]["containers"] == [], 30)
+    assert states(functions(client, "use_kept")["kept"]) == ["idle"]
+
+
+def test_max_concurrency_calls_share_a_container(server: tuple[TestClient, Any]) -> None:
+    client, _ = server
+    spans = run(client, "use_shared", 6)
+    assert len({pid for pid, _, _ in spans}) == 1  # max_containers=1
+    peak = max(sum(1 for _, s, e in spans if s <= t < e) for _, t, _ in spans)
+    assert peak == 3  # three at once, never more
+
+
+def test_each_container_has_its_own_temporary_folder(server: tuple[TestClient, Any]) -> None:
+    client, engine = server
+    folders = run(client, "use_scratch", ["a", "b", "c", "d"])
+    for folder in set(folders):
+        assert Path(folder).is_relative_to(Path(engine.settings.data_dir) / "tmp")
+    assert len(set(folders)) >= 2  # a map over several containers: several folders
+    # Idle containers stop after the idle timeout, and their folders go with them.
+    wait_until(lambda: not any(Path(f).exists() for f in folders), 30, "folders to go")
+
+
+def test_filling_the_temporary_folder_past_ephemeral_disk_fails_the_call(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, _ = server
+    r = client.post("/applications/use_fills_disk", params={"wait": 60}, json=3)
+    assert r.status_code == 500
+    rid = r.headers["x-cove-request-id"]
+    status = client.get(f"/applications/use_fills_disk/requests/{rid}").json()
+    assert "ephemeral_disk of 2 GB" in status["error"]["message"]
+
+
+def test_functions_endpoint_shows_bounds_and_cold_starts(server: tuple[TestClient, Any]) -> None:
+    client, _ = server
+    run(client, "use_capped", 2)
+    row = functions(client, "use_capped")["capped"]
+    assert row["max_containers"] == 2 and row["max_concurrency"] == 1
+    assert row["cold_starts"] >= 1 and row["cold_start_seconds"]["p50"] > 0
+    assert {"in_flight", "queued", "warm_containers", "min_containers"} <= set(row)
+    assert client.get("/applications/nope/functions").status_code == 404
