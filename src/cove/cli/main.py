@@ -13,7 +13,14 @@ import typer
 from rich.text import Text
 
 from cove import __version__
-from cove.cli import apps_cmd, control_cmd, requests_cmd, secrets_cmd, server_cmd
+from cove.cli import (
+    apps_cmd,
+    control_cmd,
+    requests_cmd,
+    secrets_cmd,
+    server_cmd,
+    status_cmd,
+)
 from cove.cli.output import debug_enabled, describe_error, err_console
 from cove.errors import CoveError
 
@@ -39,6 +46,7 @@ app.command(rich_help_panel=_SERVER)(server_cmd.dev)
 app.command(rich_help_panel=_APPS)(apps_cmd.deploy)
 app.command(rich_help_panel=_APPS)(apps_cmd.apps)
 app.command(rich_help_panel=_APPS)(apps_cmd.delete)
+app.command(rich_help_panel=_APPS)(status_cmd.status)
 app.command(rich_help_panel=_REQUESTS)(requests_cmd.invoke)
 app.command(rich_help_panel=_REQUESTS)(requests_cmd.requests)
 app.command(rich_help_panel=_REQUESTS)(requests_cmd.request)

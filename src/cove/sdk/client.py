@@ -60,6 +60,10 @@ class Client:
         result: dict[str, Any] = self._send("GET", f"/applications/{app}").json()
         return result
 
+    def functions(self, app: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._send("GET", f"/applications/{app}/functions").json()
+        return result
+
     def delete_application(self, app: str) -> None:
         self._send("DELETE", f"/applications/{app}")
 
