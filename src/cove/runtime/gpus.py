@@ -201,11 +201,17 @@ def _options(request: GpuRequest) -> list[GpuOption]:
     for item in items:
         if isinstance(item, str):
             options.extend(parse_request(item))
+        elif not isinstance(item, tuple) or len(item) != 2:
+            raise ValueError(f"gpu option {item!r}: expected a model string or (model, count)")
         else:
             model, count = item
-            valid_model = isinstance(model, str) and bool(model.strip())
-            valid_count = isinstance(count, int) and not isinstance(count, bool) and count >= 1
-            if not (valid_model and valid_count):
+            if (
+                not isinstance(model, str)
+                or not model.strip()
+                or not isinstance(count, int)
+                or isinstance(count, bool)
+                or count < 1
+            ):
                 raise ValueError(f"gpu option {item!r}: needs a model and a positive count")
             options.append((model.strip(), count))
     return options
