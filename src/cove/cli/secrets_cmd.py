@@ -17,7 +17,7 @@ from cove.cli.output import SERVER_HELP, client, console, fail, handle_errors, n
 app = typer.Typer(
     help=(
         "Secrets, encrypted on the server. A function gets, as environment variables, "
-        "only those it lists: @function(secrets=[\"OPENAI_API_KEY\"])."
+        'only those it lists: @function(secrets=["OPENAI_API_KEY"]).'
     ),
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
