@@ -56,10 +56,9 @@ DRAIN_DEADLINE = 90.0
 # than that between two server restarts, so no call can exhaust that budget by design.
 MACHINE_RETRIES = 3
 WORKER_MARKER = b"cove.runtime.worker"
-# A container SIGKILLed while it starts (before it reports ready) fails every call queued on
-# its pool (see test_container_killed_while_starting); until that is fixed, the chaos thread
-# kills only containers that have started serving calls.
-KILL_STARTING_CONTAINERS = False
+# Containers are killed whether they serve calls or are still starting: one killed while it
+# starts is a machine failure, retried on a fresh container (test_container_killed_while_starting).
+KILL_STARTING_CONTAINERS = True
 
 
 def n_of(index: int) -> int:
@@ -520,13 +519,6 @@ def _check_effects(
 
 
 # -- a container killed while it starts ---------------------------------------------------
-@pytest.mark.xfail(
-    strict=False,
-    reason="src bug: a container that exits before it reports ready (cove/engine/pool.py "
-    "Pool._start, first frame None) goes to Router.on_start_failed (cove/engine/router.py), "
-    "which fails every call queued on the pool ('container failed to start: container "
-    "exited') instead of retrying the start as a machine failure",
-)
 def test_container_killed_while_starting(
     tmp_path: Path, server_factory: type[ServerProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from cove.engine.settings import Settings
+from cove.runtime.gpus import GpuAllocator
 
 
 def unsatisfiable(
-    function: dict[str, Any], application: dict[str, Any], settings: Settings
+    function: dict[str, Any],
+    application: dict[str, Any],
+    settings: Settings,
+    gpus: GpuAllocator,
 ) -> dict[str, Any] | None:
     """A failure for ``function``'s calls if nothing here can run it, else None."""
     name = function["name"]
@@ -25,9 +29,8 @@ def unsatisfiable(
             f"needs {function['memory']:g} GB of memory; this machine has "
             f"{settings.memory_gb:.1f} GB"
         )
-    elif function.get("gpu") and not _gpu_available(function["gpu"], settings.gpus):
-        have = ", ".join(settings.gpus) or "none"
-        problem = f"needs GPU {function['gpu']!r}; this cluster has {have}"
+    elif function.get("gpu") and not _satisfiable(gpus, function["gpu"]):
+        problem = f"needs GPU {function['gpu']!r}; this cluster has {gpus.summary()}"
     elif region is not None and region not in settings.regions:
         problem = f"is pinned to region {region}; this cluster serves {', '.join(settings.regions)}"
     if problem is None:
@@ -41,11 +44,8 @@ def unsatisfiable(
     }
 
 
-def _gpu_available(wanted: str | list[str], have: list[str]) -> bool:
-    options = wanted if isinstance(wanted, list) else [wanted]
-    for option in options:
-        model, _, count = option.partition(":")
-        need = int(count) if count.isdigit() else 1
-        if sum(1 for g in have if model.upper() in g.upper()) >= need:
-            return True
-    return False
+def _satisfiable(gpus: GpuAllocator, request: str | list[str]) -> bool:
+    try:
+        return gpus.satisfiable(request)
+    except ValueError:  # a malformed request can never be satisfied
+        return False

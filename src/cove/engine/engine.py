@@ -29,6 +29,7 @@ from cove.engine.router import CallRouter, call_row
 from cove.engine.settings import Settings
 from cove.errors import ConflictError, ErrorCode, NotFoundError, UnavailableError
 from cove.runtime.base import ContainerRuntime
+from cove.runtime.gpus import GpuAllocator, discover, gpus_from_names
 from cove.runtime.local import LocalProcessRuntime
 from cove.store import Store, open_store
 from cove.store import journal as j
@@ -55,6 +56,9 @@ class Engine(CallRouter):
         self.payloads = Payloads(self.blobs, settings.inline_payload_limit)
         self.runtime = runtime or LocalProcessRuntime(data_dir)
         self.deployments = Deployments(self.store, self.blobs, data_dir)
+        # GPUs: the ones named in the settings, else what nvidia-smi finds on this machine.
+        found = gpus_from_names(settings.gpus) if settings.gpus else discover()
+        self.gpus = GpuAllocator(found)
         self.live: dict[str, RequestRun] = {}
         # Outcomes of recently finished requests, so a waiting client is answered from memory.
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
@@ -300,6 +304,11 @@ class Engine(CallRouter):
             self._keep_ready(version)
         return versions
 
+    def on_gpus_freed(self) -> None:
+        for pool in self.pools.values():
+            if pool.waiting_for_gpus:
+                pool.pump()
+
     def _keep_ready(self, version: Version) -> None:
         """Start the minimum and warm containers of a version's functions."""
         for function in version.functions.values():
@@ -330,7 +339,9 @@ class Engine(CallRouter):
                 self,
                 self.settings.default_max_containers,
                 self.settings.container_start_timeout,
-                unsatisfiable(manifest, version.application, self.settings),
+                unsatisfiable(manifest, version.application, self.settings, self.gpus),
+                self.gpus,
+                self.settings.machine_retries,
             )
             self.pools[key] = pool
         return pool

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
+from cove.runtime.gpus import GpuAllocator, gpu_env
 
 if TYPE_CHECKING:
     from cove.engine.deployments import Version
@@ -56,6 +57,7 @@ class PoolHooks:
     on_frame: Callable[[Slot, tuple[Any, ...]], None]
     on_lost: Callable[[Slot], None]
     on_start_failed: Callable[[Pool, dict[str, Any]], None]
+    on_gpus_freed: Callable[[], None]
 
 
 class Pool:
@@ -70,6 +72,8 @@ class Pool:
         default_max: int,
         start_timeout: float = 300.0,
         unsatisfiable: dict[str, Any] | None = None,
+        gpus: GpuAllocator | None = None,
+        start_retries: int = 3,
     ) -> None:
         self.version = version
         self.function = function
@@ -88,6 +92,10 @@ class Pool:
         self.start_timeout = float(function.get("init_timeout") or start_timeout)
         # Why no container of this function can ever run here (None: it can).
         self.unsatisfiable = unsatisfiable
+        self.gpus = gpus
+        self.waiting_for_gpus = False
+        self.start_retries = start_retries
+        self.lost_starts = 0  # containers that died while starting, in a row
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -119,7 +127,8 @@ class Pool:
         while len(self.slots) + self.starting < self.max_containers and (
             want > 0 or len(self.slots) + self.starting < target
         ):
-            self._spawn()
+            if not self._spawn():
+                break  # its GPUs are busy: it starts when some are released
             want -= 1
 
     def target(self) -> int:
@@ -179,22 +188,40 @@ class Pool:
             call.slot.active += 1
 
     # -- containers ---------------------------------------------------------------------
-    def _spawn(self) -> None:
-        self.starting += 1
-        task = asyncio.get_running_loop().create_task(self._start())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _start(self) -> None:
+    def _spawn(self) -> bool:
+        """Start one container; False when the GPUs it needs are all taken right now."""
         v = self.version
+        container_id = f"{v.app}-v{v.version}-{self.name}-{next(_ids)}".replace(".", "_")
+        env: dict[str, str] = {}
+        if self.gpus is not None and self.gpus.gpus:
+            wanted = self.function.get("gpu")
+            held = self.gpus.allocate(wanted, container_id) if wanted else []
+            if held is None:
+                self.waiting_for_gpus = True
+                return False
+            env = gpu_env(held)  # only the GPUs it holds (none if it asked for none)
+        self.waiting_for_gpus = False
+        self.starting += 1
         spec = ContainerSpec(
-            container_id=f"{v.app}-v{v.version}-{self.name}-{next(_ids)}".replace(".", "_"),
+            container_id=container_id,
             app=v.app,
             version=v.version,
             function=self.name,
             module=v.module,
             code_dir=v.code_dir,
+            env=env,
         )
+        task = asyncio.get_running_loop().create_task(self._start(spec))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    def _release_gpus(self, container_id: str) -> None:
+        if self.gpus is not None and self.gpus.held_by(container_id):
+            self.gpus.release(container_id)
+            self.hooks.on_gpus_freed()
+
+    async def _start(self, spec: ContainerSpec) -> None:
         container, began = None, time.monotonic()
         try:
             container = await self.runtime.start(spec)
@@ -203,14 +230,26 @@ class Pool:
             first = ("init_failed", _init_timeout(self.name, self.start_timeout))
         except Exception as exc:
             log.exception("container for %s failed to start", self.name)
-            first = ("init_failed", _start_failure(self.name, repr(exc)))
+            first = (
+                None
+                if container is not None
+                else ("init_failed", _start_failure(self.name, repr(exc)))
+            )
         self.starting -= 1
         if first is None or first[0] != "ready":
-            failure = first[1] if first else _start_failure(self.name, "container exited")
             if container is not None:
                 await container.kill()
+            self._release_gpus(spec.container_id)
+            if first is None and self.lost_starts < self.start_retries:
+                # It died before saying anything (killed, out of memory): the machine's
+                # doing, not the code's. Start another; the queued calls wait.
+                self.lost_starts += 1
+                self.pump()
+                return
+            failure = first[1] if first else _start_failure(self.name, "container exited")
             self.hooks.on_start_failed(self, failure)
             return
+        self.lost_starts = 0
         assert container is not None
         self.cold_starts += 1
         self.cold_start_seconds.append(time.monotonic() - began)
@@ -234,6 +273,7 @@ class Pool:
         slot.alive = False
         if slot in self.slots:
             self.slots.remove(slot)
+        self._release_gpus(slot.container.id)
         self.hooks.on_lost(slot)
         self.pump()
 
