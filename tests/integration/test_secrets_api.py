@@ -91,21 +91,12 @@ def test_non_json_body_is_400(client: TestClient) -> None:
     assert error_of(r)["code"] == "invalid_input"
 
 
-def test_the_store_is_made_once_and_can_be_provided(data: Path) -> None:
+def test_the_routes_use_the_engines_store(data: Path) -> None:
     app = create_app(Settings(data_dir=data))
     with TestClient(app) as c:
-        assert getattr(app.state, "secrets", None) is None  # made on first use
+        store = app.state.secrets
+        assert store is app.state.engine.secrets  # the one deploys and containers use
         assert c.put("/secrets/A", json={"value": "1"}).status_code == 204
-        made = app.state.secrets
-        assert isinstance(made, SecretStore)
         assert c.put("/secrets/B", json={"value": "2"}).status_code == 204
-        assert app.state.secrets is made
-    # a store set on app.state (as the engine may do) is the one the routes use
-    app = create_app(Settings(data_dir=data))
-    other = SecretStore(data / "elsewhere")
-    app.state.secrets = other
-    with TestClient(app) as c:
-        assert c.get("/secrets").json() == {"secrets": []}
-        assert c.put("/secrets/C", json={"value": "3"}).status_code == 204
-    assert other.names() == ["C"]
+        assert app.state.secrets is store
     assert SecretStore(data).names() == ["A", "B"]

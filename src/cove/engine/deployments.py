@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,13 +98,21 @@ class Deployments:
     def apps(self) -> list[Version]:
         return [self.versions[(app, v)] for app, v in sorted(self.latest.items())]
 
-    async def deploy(self, filename: str, code: bytes) -> list[Version]:
-        """Inspect and store ``code``; returns the new version of each application in it."""
+    async def deploy(
+        self,
+        filename: str,
+        code: bytes,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[Version]:
+        """Inspect and store ``code``; returns the new version of each application in it.
+        ``check`` may reject the manifest (raising) before anything is stored."""
         if not filename.endswith(".py") or not Path(filename).stem.isidentifier():
             raise InvalidInputError(
                 f"code file name {filename!r} must be a Python module name ending in .py"
             )
         manifest = await _inspect(Path(filename).name, code)
+        if check is not None:
+            check(manifest)
         loop = asyncio.get_running_loop()
         blob = await loop.run_in_executor(None, self.blobs.put, code)
         manifest_json = json.dumps(manifest)

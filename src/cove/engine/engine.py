@@ -26,8 +26,15 @@ from cove.engine.model import Call, Outcome, RequestRun
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool
 from cove.engine.router import CallRouter, call_row
+from cove.engine.secrets import SecretStore
 from cove.engine.settings import Settings
-from cove.errors import ConflictError, ErrorCode, NotFoundError, UnavailableError
+from cove.errors import (
+    ConflictError,
+    DeployError,
+    ErrorCode,
+    NotFoundError,
+    UnavailableError,
+)
 from cove.runtime.base import ContainerRuntime
 from cove.runtime.gpus import GpuAllocator, discover, gpus_from_names
 from cove.runtime.local import LocalProcessRuntime
@@ -59,6 +66,7 @@ class Engine(CallRouter):
         # GPUs: the ones named in the settings, else what nvidia-smi finds on this machine.
         found = gpus_from_names(settings.gpus) if settings.gpus else discover()
         self.gpus = GpuAllocator(found)
+        self.secrets = SecretStore(data_dir)
         self.live: dict[str, RequestRun] = {}
         # Outcomes of recently finished requests, so a waiting client is answered from memory.
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
@@ -296,13 +304,25 @@ class Engine(CallRouter):
 
     async def deploy(self, filename: str, code: bytes) -> list[Version]:
         """Deploy a file: new versions of its applications, their pools made ready."""
-        versions = await self.deployments.deploy(filename, code)
+        versions = await self.deployments.deploy(filename, code, self._check_secrets)
         for version in versions:
             for (app, number, _), pool in self.pools.items():
                 if app == version.app and number < version.version:
                     pool.retired = True  # old versions keep no minimum and no warm containers
             self._keep_ready(version)
         return versions
+
+    def _check_secrets(self, manifest: dict[str, Any]) -> None:
+        """A deploy fails when a function lists a secret that is not set."""
+        for fn in manifest["functions"]:
+            missing = self.secrets.missing(list(fn.get("secrets") or []))
+            if missing:
+                raise DeployError(
+                    f"function {fn['name']}: secrets not set: {', '.join(missing)} "
+                    "(set them with: cove secrets set NAME)",
+                    function=fn["name"],
+                    secrets=missing,
+                )
 
     def on_gpus_freed(self) -> None:
         for pool in self.pools.values():
@@ -342,6 +362,7 @@ class Engine(CallRouter):
                 unsatisfiable(manifest, version.application, self.settings, self.gpus),
                 self.gpus,
                 self.settings.machine_retries,
+                self.secrets,
             )
             self.pools[key] = pool
         return pool

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cove.engine.secrets import MissingSecretsError, SecretStore
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.gpus import GpuAllocator, gpu_env
 
@@ -74,6 +75,7 @@ class Pool:
         unsatisfiable: dict[str, Any] | None = None,
         gpus: GpuAllocator | None = None,
         start_retries: int = 3,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.version = version
         self.function = function
@@ -95,6 +97,7 @@ class Pool:
         self.gpus = gpus
         self.waiting_for_gpus = False
         self.start_retries = start_retries
+        self.secrets = secrets
         self.lost_starts = 0  # containers that died while starting, in a row
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -201,6 +204,14 @@ class Pool:
                 return False
             env = gpu_env(held)  # only the GPUs it holds (none if it asked for none)
         self.waiting_for_gpus = False
+        names = list(self.function.get("secrets") or [])
+        if names and self.secrets is not None:
+            try:
+                env.update(self.secrets.environment(names))  # only the secrets it lists
+            except MissingSecretsError as exc:
+                self._release_gpus(container_id)
+                self.hooks.on_start_failed(self, _missing_secrets(self.name, exc.names))
+                return False
         self.starting += 1
         spec = ContainerSpec(
             container_id=container_id,
@@ -340,6 +351,17 @@ class Pool:
             "max_concurrency": self.max_concurrency,
             "retired": self.retired,
         }
+
+
+def _missing_secrets(function: str, names: list[str]) -> dict[str, Any]:
+    return {
+        "reason": "function_error",
+        "function_name": function,
+        "message": f"{function} needs secrets that are not set: {', '.join(names)} "
+        "(set them with: cove secrets set NAME)",
+        "error_type": "MissingSecrets",
+        "traceback": "",
+    }
 
 
 def _init_timeout(function: str, seconds: float) -> dict[str, Any]:

@@ -58,6 +58,23 @@ class MissingSecretsError(KeyError):
         return f"secret{'s' if len(self.names) > 1 else ''} not set: {listed}"
 
 
+RESERVED_NAMES = frozenset(
+    {
+        "PATH",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "HOME",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "CUDA_VISIBLE_DEVICES",
+        "CUDA_DEVICE_ORDER",
+    }
+)
+
+
 def validate_name(name: object) -> str:
     """``name`` if it is a valid secret name (an environment variable name), else raise
     :class:`InvalidInputError`."""
@@ -72,6 +89,12 @@ def validate_name(name: object) -> str:
         raise InvalidInputError(
             f"invalid secret name {name!r}: use letters, digits and underscores, "
             "not starting with a digit (like OPENAI_API_KEY)",
+            secret=name,
+        )
+    if name in RESERVED_NAMES or name.upper().startswith("COVE_"):
+        # A secret becomes an environment variable: it must not replace the container's own.
+        raise InvalidInputError(
+            f"secret name {name!r} is reserved: containers need that variable themselves",
             secret=name,
         )
     return name

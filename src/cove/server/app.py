@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eng = engine or Engine(settings)
         app.state.engine = eng
+        app.state.secrets = eng.secrets
         await eng.start()
         try:
             yield
