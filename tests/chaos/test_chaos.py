@@ -55,7 +55,8 @@ DRAIN_DEADLINE = 90.0
 # default 3) and then fails it: the chaos thread never kills more containers of one function
 # than that between two server restarts, so no call can exhaust that budget by design.
 MACHINE_RETRIES = 3
-WORKER_MARKER = b"cove.runtime.worker"
+# Containers are spawned workers or children forked from a template (which keep its cmdline).
+WORKER_MARKERS = (b"cove.runtime.worker", b"cove.runtime.template")
 # Containers are killed whether they serve calls or are still starting: one killed while it
 # starts is a machine failure, retried on a fresh container (test_container_killed_while_starting).
 KILL_STARTING_CONTAINERS = True
@@ -101,7 +102,8 @@ class Cluster:
 # -- containers -------------------------------------------------------------------------
 def _is_worker(pid: int) -> bool:
     try:
-        return WORKER_MARKER in Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return any(marker in cmdline for marker in WORKER_MARKERS)
     except OSError:
         return False
 
@@ -525,6 +527,8 @@ def test_container_killed_while_starting(
     """SIGKILL the first container of the entry function while it imports the code: the
     queued requests must still succeed (a machine failure, retried on a fresh container)."""
     monkeypatch.setenv("CHAOS_WORKLOAD_IMPORT_DELAY", "1.0")  # inherited by the containers
+    # Spawned containers import the code themselves, so they can be caught while starting.
+    monkeypatch.setenv("COVE_USE_TEMPLATES", "false")
     data = tmp_path / "data"
     log = tmp_path / "effects.log"
     server = server_factory(data).start()

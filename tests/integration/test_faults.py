@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from cove.engine.settings import Settings
 from cove.server import create_app
-from tests.conftest import APPS, wait_for_file
+from tests.conftest import APPS, wait_for_file, wait_until
 
 
 def deploy(client: TestClient, name: str) -> None:
@@ -115,7 +115,7 @@ def test_cancel_stops_running_and_queued_calls(
     assert sum(effects(work).values()) == 1  # one container: the three queued never started
     pool = engine.pools[("fan", 1, "queued_step")]
     assert pool.queue == type(pool.queue)() or all(c.run.finished for c in pool.queue)
-    assert not any(s.calls for s in pool.slots)
+    wait_until(lambda: not any(s.calls for s in pool.slots), 10, "its container to stop")
 
 
 def test_unknown_request_cannot_be_cancelled(server: tuple[TestClient, Any]) -> None:

@@ -61,7 +61,7 @@ class Engine(CallRouter):
         self.store: Store = open_store(settings.database(), sync)
         self.blobs = LocalBlobStore(data_dir / "blobs", fsync=sync in ("FULL", "EXTRA"))
         self.payloads = Payloads(self.blobs, settings.inline_payload_limit)
-        self.runtime = runtime or LocalProcessRuntime(data_dir)
+        self.runtime = runtime or LocalProcessRuntime(data_dir, settings.use_templates)
         self.deployments = Deployments(self.store, self.blobs, data_dir)
         # GPUs: the ones named in the settings, else what nvidia-smi finds on this machine.
         found = gpus_from_names(settings.gpus) if settings.gpus else discover()

@@ -221,6 +221,7 @@ class Pool:
             module=v.module,
             code_dir=v.code_dir,
             env=env,
+            fork=not self.function.get("gpu"),
         )
         task = asyncio.get_running_loop().create_task(self._start(spec))
         self._tasks.add(task)

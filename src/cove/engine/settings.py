@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="on SIGTERM, how long running calls may finish"
     )
+    use_templates: bool = Field(
+        default=True,
+        description="fork containers from a process that imported the code (fast cold "
+        "starts); False spawns a fresh process for each",
+    )
     memory_check_interval: float = Field(
         default=0.25, gt=0, description="how often containers' memory is checked (s)"
     )

@@ -23,6 +23,9 @@ class ContainerSpec:
     module: str
     code_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    # May it be forked from a template that imported the code? (Not when it needs GPUs:
+    # CUDA must not be initialised before the process knows its devices.)
+    fork: bool = True
 
 
 class Container(ABC):

@@ -1,9 +1,12 @@
 """The local runtime: each container is a process group on this machine.
 
-Each container starts in its own session (process group), so stopping it also stops
-whatever the user's code spawned. Its pid is recorded under ``containers/`` in the data
-folder; a server starting on the same folder first stops any container that a crashed
-server left running, so no call runs twice at the same time.
+Each container runs in its own session (process group), so stopping it also stops
+whatever the user's code spawned. Containers of a deployed module are forked from a
+template process that imported the module once (``cove.runtime.template``), which makes a
+cold start cost milliseconds; a function that needs GPUs, or a template that cannot start,
+gets a freshly spawned process instead. Every pid is recorded under ``containers/`` in the
+data folder; a server starting on the same folder first stops whatever a crashed server
+left running, so no call runs twice at the same time.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -23,22 +27,29 @@ from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.protocol import encode, read_frame
 
 log = logging.getLogger(__name__)
-_MARKER = "cove.runtime.worker"
+_MARKERS = (b"cove.runtime.worker", b"cove.runtime.template")
+_EXIT_REPORT_WAIT = 2.0
 
 
 class LocalContainer(Container):
+    """A container process: spawned (``process``) or forked from a template (``pid``)."""
+
     def __init__(
         self,
         spec: ContainerSpec,
-        process: asyncio.subprocess.Process,
+        pid: int,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         record: Path,
         tmp: Path,
+        process: asyncio.subprocess.Process | None = None,
+        template: Template | None = None,
     ) -> None:
         self.id = spec.container_id
         self.spec = spec
+        self._pid = pid
         self._process = process
+        self._template = template
         self._reader = reader
         self._writer = writer
         self._record = record
@@ -46,21 +57,31 @@ class LocalContainer(Container):
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid
+        return self._pid
 
     @property
     def exit_code(self) -> int | None:
-        return self._process.returncode
+        if self._process is not None:
+            return self._process.returncode
+        return self._template.exits.get(self._pid) if self._template else None
 
     def memory_bytes(self) -> int | None:
         try:
-            status = Path(f"/proc/{self._process.pid}/status").read_text()
+            status = Path(f"/proc/{self._pid}/status").read_text()
         except OSError:
             return None
         for line in status.splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return None
+
+    def disk_bytes(self) -> int | None:
+        total = 0
+        for root, _dirs, files in os.walk(self.tmp):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(root, name)).st_size
+        return total
 
     def send(self, msg: tuple[Any, ...]) -> None:
         if not self._writer.is_closing():
@@ -74,68 +95,193 @@ class LocalContainer(Container):
 
     async def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._process.pid, signal.SIGKILL)
+            os.killpg(self._pid, signal.SIGKILL)
         self._writer.close()
         await self._reap()
 
-    def disk_bytes(self) -> int | None:
-        total = 0
-        for root, _dirs, files in os.walk(self.tmp):
-            for name in files:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(root, name)).st_size
-        return total
-
     async def _reap(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            await self._process.wait()
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                await self._process.wait()
+        elif self._template is not None:
+            await self._template.wait_exit(self._pid, _EXIT_REPORT_WAIT)
         self._record.unlink(missing_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)  # the container's ephemeral disk
 
 
-class LocalProcessRuntime(ContainerRuntime):
-    """Containers as local worker processes, with logs under ``logs/``."""
+class Template:
+    """A process that imported one deployed module and forks containers of it."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        orders: socket.socket,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.process = process
+        self.orders = orders
+        self.reader = reader
+        self.writer = writer
+        self.exits: dict[int, int] = {}
+        self._forks: dict[str, asyncio.Future[int]] = {}
+        self._exit_events: dict[int, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.alive = True
+
+    def listen(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            msg = await read_frame(self.reader)
+            if msg is None:
+                break
+            if msg[0] == "forked":
+                future = self._forks.pop(msg[1], None)
+                if future is not None and not future.done():
+                    future.set_result(int(msg[2]))
+            elif msg[0] == "exit":
+                self.exits[msg[1]] = int(msg[2])
+                self._exit_event(msg[1]).set()
+        self.alive = False
+        for future in self._forks.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the template process stopped"))
+        for event in self._exit_events.values():
+            event.set()
+
+    def _exit_event(self, pid: int) -> asyncio.Event:
+        return self._exit_events.setdefault(pid, asyncio.Event())
+
+    async def fork(self, order: tuple[Any, ...], channel: socket.socket) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._forks[order[1]] = future
+        # A few hundred bytes with one descriptor: the blocking send does not wait.
+        socket.send_fds(self.orders, [pickle.dumps(order)], [channel.fileno()])
+        return await asyncio.wait_for(future, 30)
+
+    async def wait_exit(self, pid: int, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._exit_event(pid).wait(), timeout)
+        self._exit_events.pop(pid, None)
+
+    async def stop(self) -> None:
+        self.alive = False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            await self.process.wait()
+        self.orders.close()
+        self.writer.close()
+        if self._task is not None:
+            self._task.cancel()
+
+
+class LocalProcessRuntime(ContainerRuntime):
+    """Containers as local processes, with logs under ``logs/``."""
+
+    def __init__(self, data_dir: Path, use_templates: bool = True) -> None:
         self.records = data_dir / "containers"
         self.logs = data_dir / "logs"
         self.tmp = data_dir / "tmp"
         for folder in (self.records, self.logs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
+        self.use_templates = use_templates
+        self.templates: dict[tuple[Path, str], Template] = {}
+        self._template_locks: dict[tuple[Path, str], asyncio.Lock] = {}
 
     async def start(self, spec: ContainerSpec) -> Container:
-        parent, child = socket.socketpair()
         tmp = self.tmp / spec.container_id
         tmp.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **spec.env, "COVE_CHANNEL_FD": str(child.fileno())}
         # Each container gets a fresh temporary folder of its own, removed when it ends.
-        env.update(TMPDIR=str(tmp), TMP=str(tmp), TEMP=str(tmp))
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(spec.code_dir), env.get("PYTHONPATH", "")) if p
-        )
-        log_file = open(self.logs / f"{spec.container_id}.log", "ab")  # noqa: SIM115
+        env = {**spec.env, "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp)}
+        log_path = self.logs / f"{spec.container_id}.log"
+        template = await self._template(spec) if spec.fork and self.use_templates else None
+        parent, child = socket.socketpair()
+        process = None
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                _MARKER,
-                spec.module,
-                spec.function,
-                cwd=str(spec.code_dir),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                pass_fds=(child.fileno(),),
-                start_new_session=True,
-            )
+            if template is not None:
+                order = ("fork", spec.container_id, spec.function, env, str(log_path))
+                pid = await template.fork(order, child)
+            else:
+                process = await self._spawn(spec, env, log_path, child)
+                pid = process.pid
         finally:
             child.close()
-            log_file.close()
-        record = self.records / str(process.pid)
+        record = self.records / str(pid)
         record.write_text(spec.container_id)
         reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
-        return LocalContainer(spec, process, reader, writer, record, tmp)
+        return LocalContainer(spec, pid, reader, writer, record, tmp, process, template)
+
+    async def _spawn(
+        self, spec: ContainerSpec, env: dict[str, str], log_path: Path, channel: socket.socket
+    ) -> asyncio.subprocess.Process:
+        full = {**os.environ, **env, "COVE_CHANNEL_FD": str(channel.fileno())}
+        full["PYTHONPATH"] = _python_path(spec.code_dir, full)
+        with open(log_path, "ab") as log_file:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "cove.runtime.worker", spec.module, spec.function,
+                cwd=str(spec.code_dir), env=full, stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file, stderr=log_file, pass_fds=(channel.fileno(),),
+                start_new_session=True,
+            )  # fmt: skip
+
+    async def _template(self, spec: ContainerSpec) -> Template | None:
+        """The running template of the spec's module, started on first use; None (spawn
+        instead) if it cannot start."""
+        key = (spec.code_dir, spec.module)
+        lock = self._template_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            template = self.templates.get(key)
+            if template is not None and template.alive:
+                return template
+            try:
+                template = await self._start_template(spec)
+            except Exception as exc:
+                log.warning("no template for %s (%s): containers are spawned", spec.module, exc)
+                return None
+            self.templates[key] = template
+            return template
+
+    async def _start_template(self, spec: ContainerSpec) -> Template:
+        orders_parent, orders_child = socket.socketpair()
+        reports_parent, reports_child = socket.socketpair()
+        env = {
+            **os.environ,
+            "COVE_TEMPLATE_ORDERS_FD": str(orders_child.fileno()),
+            "COVE_TEMPLATE_REPORTS_FD": str(reports_child.fileno()),
+        }
+        env["PYTHONPATH"] = _python_path(spec.code_dir, env)
+        log_path = self.logs / f"template-{spec.module}-{spec.code_dir.name[:12]}.log"
+        try:
+            with open(log_path, "ab") as log_file:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "cove.runtime.template", spec.module,
+                    cwd=str(spec.code_dir), env=env, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file, stderr=log_file,
+                    pass_fds=(orders_child.fileno(), reports_child.fileno()),
+                    start_new_session=True,
+                )  # fmt: skip
+        finally:
+            orders_child.close()
+            reports_child.close()
+        (self.records / str(process.pid)).write_text(f"template {spec.module}")
+        reader, writer = await asyncio.open_unix_connection(sock=reports_parent)
+        template = Template(process, orders_parent, reader, writer)
+        first = await asyncio.wait_for(read_frame(reader), 120)
+        if first is None or first[0] != "ready":
+            await template.stop()
+            detail = first[1].get("message") if first else "it exited"
+            raise RuntimeError(f"the template did not start: {detail}")
+        template.listen()
+        return template
+
+    async def close(self) -> None:
+        for template in self.templates.values():
+            await template.stop()
+            (self.records / str(template.process.pid)).unlink(missing_ok=True)
+        self.templates.clear()
 
     def reap_orphans(self) -> int:
         stopped = 0
@@ -145,7 +291,7 @@ class LocalProcessRuntime(ContainerRuntime):
             except ValueError:
                 record.unlink(missing_ok=True)
                 continue
-            if _is_worker(pid):
+            if _is_ours(pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
                     stopped += 1
@@ -153,13 +299,17 @@ class LocalProcessRuntime(ContainerRuntime):
         for folder in self.tmp.iterdir():  # temporary folders of containers now gone
             shutil.rmtree(folder, ignore_errors=True)
         if stopped:
-            log.warning("stopped %d container(s) left by a previous server", stopped)
+            log.warning("stopped %d process(es) left by a previous server", stopped)
         return stopped
 
 
-def _is_worker(pid: int) -> bool:
+def _python_path(code_dir: Path, env: dict[str, str]) -> str:
+    return os.pathsep.join(p for p in (str(code_dir), env.get("PYTHONPATH", "")) if p)
+
+
+def _is_ours(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return _MARKER.encode() in cmdline
+    return any(marker in cmdline for marker in _MARKERS)

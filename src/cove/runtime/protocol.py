@@ -63,6 +63,10 @@ class BlockingChannel:
         with self._lock:
             self._sock.sendall(data)
 
+    def close(self) -> None:
+        self._file.close()
+        self._sock.close()
+
     def recv(self) -> tuple[Any, ...] | None:
         header = self._file.read(HEADER.size)
         if len(header) < HEADER.size:

@@ -160,13 +160,14 @@ class Worker:
             self.channel.send(("failed", request_id, call_id, classify(fn.name, exc).to_dict()))
 
 
-def main() -> None:
-    module, function = sys.argv[1], sys.argv[2]
-    sock = socket.socket(fileno=int(os.environ.pop("COVE_CHANNEL_FD")))
+def run_worker(sock: socket.socket, module: str, function: str, load: bool = True) -> None:
+    """Serve calls of ``function`` over ``sock`` until the server goes away; never returns.
+    ``load`` is False in a container forked from a template that imported the code."""
     enable_process_fallback()
     channel = BlockingChannel(sock)
     try:
-        load_module(_module_path(module), module)
+        if load:
+            load_module(_module_path(module), module)
         worker = Worker(channel, module, function)
         if worker.fn.cls is not None:
             instance_of(worker.fn.cls)
@@ -175,6 +176,12 @@ def main() -> None:
         os._exit(1)
     channel.send(("ready",))
     worker.serve()
+    os._exit(0)
+
+
+def main() -> None:
+    module, function = sys.argv[1], sys.argv[2]
+    run_worker(socket.socket(fileno=int(os.environ.pop("COVE_CHANNEL_FD"))), module, function)
 
 
 def _module_path(module: str) -> Any:
