@@ -4,6 +4,8 @@ This file is uploaded as-is (``POST /applications``), so it imports only ``cove`
 the standard library.
 """
 
+import time
+
 from cove import application, function
 
 
@@ -31,3 +33,27 @@ def bench_sequential(n: int) -> int:
     for i in range(n):
         total += inc(i)
     return total
+
+
+@function(max_containers=8, description="Sleeps a little, so a map needs many containers.")
+def cold(x: int) -> int:
+    time.sleep(0.2)
+    return x
+
+
+@application(tags={"suite": "benchmarks"})
+@function(description="Cold starts: a map that starts up to 8 containers of cold.")
+def bench_cold(n: int) -> int:
+    return sum(cold.map(range(n)))
+
+
+@function(warm_containers=4, max_containers=8, description="A short call with a warm pool.")
+def bursty(x: int) -> int:
+    time.sleep(0.05)
+    return x
+
+
+@application(tags={"suite": "benchmarks"})
+@function(description="Burst: many concurrent requests against a warm, bounded pool.")
+def bench_burst(x: int) -> int:
+    return bursty(x)

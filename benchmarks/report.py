@@ -44,7 +44,15 @@ def rows(items: int, repeats: int) -> list[Row]:
         Row("One idle container's RSS", lambda r: r["memory"]["container_rss_mb"], "MB"),
         Row("Containers running / their total RSS",
             lambda r: r["memory"]["containers_rss_total_mb"], "MB"),
-        Row("Cold first call (container start)", lambda r: r["cold_first_call_s"], "s"),
+        Row("Cold start p50 (decision to ready, forked)", lambda r: r["cold_start"]["p50_ms"],
+            "ms", 50),
+        Row("Cold start p99", lambda r: r["cold_start"]["p99_ms"], "ms"),
+        Row("Burst of concurrent requests (warm 4, max 8): total",
+            lambda r: r["burst"]["total_s"], "s"),
+        Row("  latency p50", lambda r: r["burst"]["p50_ms"], "ms"),
+        Row("  latency p99", lambda r: r["burst"]["p99_ms"], "ms"),
+        Row("Cold first call (template + container start)", lambda r: r["cold_first_call_s"],
+            "s"),
         Row("Server start until /healthz", lambda r: r["startup_s"], "s"),
     ]  # fmt: skip
 

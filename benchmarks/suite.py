@@ -35,13 +35,22 @@ class Counts:
     round_trip_calls: int = 500
     fanout_items: int = 1000
     repeats: int = 3
+    cold_batches: int = 3
+    burst_requests: int = 200
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 FULL_COUNTS = Counts()
-QUICK_COUNTS = Counts(round_trip_warmup=10, round_trip_calls=50, fanout_items=100, repeats=1)
+QUICK_COUNTS = Counts(
+    round_trip_warmup=10,
+    round_trip_calls=50,
+    fanout_items=100,
+    repeats=1,
+    cold_batches=1,
+    burst_requests=40,
+)
 
 
 class BenchmarkError(RuntimeError):
@@ -139,7 +148,7 @@ def _check(value: Any, expected: Any) -> None:
         raise BenchmarkError(f"wrong output {value!r}, expected {expected!r}")
 
 
-PHASES = ("round_trip", "map", "sequential")
+PHASES = ("round_trip", "map", "sequential", "cold_start", "burst")
 
 
 def run_level(
@@ -189,6 +198,12 @@ def run_level(
                     f"{counts.repeats} run(s)")  # fmt: skip
                 watch = profiler.phase(name, server.pid)
                 result[name] = _fan_out(http, app, counts, cpu, watch)
+            if "cold_start" in phases:
+                log(f"[{label}] cold starts: {counts.cold_batches} batches of 8 containers")
+                result["cold_start"] = _cold_starts(http, server, counts)
+            if "burst" in phases:
+                log(f"[{label}] burst: {counts.burst_requests} concurrent requests")
+                result["burst"] = _burst(server.url, counts)
         time.sleep(SETTLE_SECONDS)
         result["memory"] = _memory(server)
         result["load_average_after"] = load_average()
@@ -200,6 +215,55 @@ def run_level(
         else:
             log(f"[{label}] failed; the server's data folder and log are kept in {work}")
     return result
+
+
+def _cold_starts(http: httpx.Client, server: ServerProcess, counts: Counts) -> dict[str, Any]:
+    """Containers started from nothing: each batch is a new version (new pools) whose map
+    needs 8 containers; the server times each from decision to ready."""
+    p50s: list[float] = []
+    p99s: list[float] = []
+    starts = 0
+    for _ in range(counts.cold_batches):
+        server.deploy()
+        _call(http, "bench_cold", 8)
+        rows = http.get("/applications/bench_cold/functions").json()["functions"]
+        row = next(r for r in rows if r["function"] == "cold" and not r["retired"])
+        timing = row["cold_start_seconds"]
+        p50s.append(timing["p50"])
+        p99s.append(timing["p99"])
+        starts += timing["count"]
+    return {
+        "containers": starts,
+        "p50_ms": round(percentile(p50s, 50) * 1000, 2),
+        "p99_ms": round(max(p99s) * 1000, 2),
+    }
+
+
+def _burst(url: str, counts: Counts) -> dict[str, Any]:
+    """``burst_requests`` requests at once (one thread each) against warm=4, max=8."""
+    import concurrent.futures
+
+    def one(i: int) -> float:
+        with httpx.Client(base_url=url, timeout=150) as client:
+            began = time.perf_counter()
+            r = client.post("/applications/bench_burst", params={"wait": 120}, json=i)
+            r.raise_for_status()
+            _check(r.json(), i)
+            return time.perf_counter() - began
+
+    began = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=counts.burst_requests) as pool:
+        latencies = list(pool.map(one, range(counts.burst_requests)))
+    total = time.perf_counter() - began
+    ms = [x * 1000 for x in latencies]
+    return {
+        "requests": counts.burst_requests,
+        "total_s": round(total, 3),
+        "p50_ms": round(percentile(ms, 50), 1),
+        "p90_ms": round(percentile(ms, 90), 1),
+        "p99_ms": round(percentile(ms, 99), 1),
+        "max_ms": round(max(ms), 1),
+    }
 
 
 def _round_trip(http: httpx.Client, counts: Counts, cpu: CpuMeter, watch: Watch) -> dict[str, Any]:

@@ -311,6 +311,8 @@ class Pool:
     async def stop_idle(self, idle_timeout: float) -> None:
         """Stop containers idle for ``idle_timeout`` that the pool does not need to keep."""
         now = time.monotonic()
+        if self.retired:
+            idle_timeout = 0.0  # an old version's idle containers serve no one
         for slot in list(self.slots):
             if len(self.slots) <= self.target():
                 break
@@ -342,8 +344,12 @@ class Pool:
             "queued": sum(1 for c in self.queue if not c.run.finished),
             "cold_starts": self.cold_starts,
             "cold_start_seconds": {
+                "count": len(starts),
                 "last": round(self.cold_start_seconds[-1], 4) if starts else None,
                 "p50": round(starts[len(starts) // 2], 4) if starts else None,
+                "p99": round(starts[min(len(starts) - 1, len(starts) * 99 // 100)], 4)
+                if starts
+                else None,
                 "max": round(starts[-1], 4) if starts else None,
             },
             "min_containers": self.min_containers,

@@ -80,7 +80,7 @@ def _idle(version: Version, name: str) -> dict[str, Any]:
         "in_flight": 0,
         "queued": 0,
         "cold_starts": 0,
-        "cold_start_seconds": {"last": None, "p50": None, "max": None},
+        "cold_start_seconds": {"count": 0, "last": None, "p50": None, "p99": None, "max": None},
         "min_containers": fn.get("min_containers") or 0,
         "max_containers": fn.get("max_containers"),
         "warm_containers": fn.get("warm_containers") or 0,
