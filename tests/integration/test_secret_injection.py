@@ -8,13 +8,14 @@ from fastapi.testclient import TestClient
 
 from cove.engine.settings import Settings
 from cove.server import create_app
-from tests.conftest import APPS
+from tests.conftest import APPS, wait_until
 
 
 def test_functions_see_only_the_secrets_they_list(tmp_path: Path) -> None:
     path = APPS / "secretive.py"
     files = {"code": (path.name, path.read_bytes())}
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    settings = Settings(data_dir=tmp_path, container_idle_timeout=0.5)
+    with TestClient(create_app(settings)) as client:
         r = client.post("/applications", files=files)
         assert r.status_code == 400
         message = r.json()["error"]["message"]
@@ -30,13 +31,20 @@ def test_functions_see_only_the_secrets_they_list(tmp_path: Path) -> None:
         assert out["entry"] == {"API_TOKEN": None, "OTHER": None}
         assert b"s3cr3t" not in (tmp_path / "secrets.enc").read_bytes()
 
-        # Deleted after the deploy: the next container cannot start, and the call says why.
+        # Deleted after the deploy: once its idle container is gone, the next one cannot
+        # start, and the call says why.
         assert client.delete("/secrets/API_TOKEN").status_code == 204
-        for pool in list(client.app.state.engine.pools.values()):  # type: ignore[attr-defined]
-            pool.retired = True
-        client.app.state.engine.pools.clear()  # type: ignore[attr-defined]
+
+        def with_token_idle_gone() -> bool:
+            rows = client.get("/applications/read_secrets/functions").json()["functions"]
+            return next(r for r in rows if r["function"] == "with_token")["containers"] == []
+
+        wait_until(with_token_idle_gone, 30, "the idle container to stop")
         r = client.post("/applications/read_secrets", params={"wait": 60})
         assert r.status_code == 500
+        rid = r.headers["x-cove-request-id"]
+        error = client.get(f"/applications/read_secrets/requests/{rid}").json()["error"]
+        assert "API_TOKEN" in error["message"] and "not set" in error["message"]
 
 
 def test_reserved_names_are_refused(tmp_path: Path) -> None:

@@ -70,7 +70,10 @@ class Engine(CallRouter):
         self.live: dict[str, RequestRun] = {}
         # Outcomes of recently finished requests, so a waiting client is answered from memory.
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
+        # (app, version, function) -> its pool. Applications deployed from one file share
+        # the pools of its functions (one set of containers per function of that code).
         self.pools: dict[tuple[str, int, str], Pool] = {}
+        self._shared: dict[tuple[str, str, str | None], Pool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._janitor: asyncio.Task[None] | None = None
         self.accepting = False
@@ -113,7 +116,7 @@ class Engine(CallRouter):
         if self._janitor is not None:
             self._janitor.cancel()
             self._memory_watch.cancel()
-        for pool in list(self.pools.values()):
+        for pool in self.all_pools():
             await pool.stop()
         await self.runtime.close()
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
@@ -123,13 +126,13 @@ class Engine(CallRouter):
         while True:
             await asyncio.sleep(self.settings.memory_check_interval)
             tick += 1
-            for pool in list(self.pools.values()):
+            for pool in self.all_pools():
                 pool.enforce_limits(check_disk=tick % 4 == 0)  # folders cost more to measure
 
     async def _reap_idle(self) -> None:
         while True:
             await asyncio.sleep(min(5.0, self.settings.container_idle_timeout))
-            for pool in list(self.pools.values()):
+            for pool in self.all_pools():
                 await pool.stop_idle(self.settings.container_idle_timeout)
 
     async def _recover(self) -> None:
@@ -306,10 +309,11 @@ class Engine(CallRouter):
         """Deploy a file: new versions of its applications, their pools made ready."""
         versions = await self.deployments.deploy(filename, code, self._check_secrets)
         for version in versions:
-            for (app, number, _), pool in self.pools.items():
-                if app == version.app and number < version.version:
-                    pool.retired = True  # old versions keep no minimum and no warm containers
             self._keep_ready(version)
+        latest = self.deployments.latest
+        for pool in self.all_pools():
+            # Pools that serve no latest version keep no minimum and no warm containers.
+            pool.retired = not any(latest.get(app) == number for app, number in pool.users)
         return versions
 
     def _check_secrets(self, manifest: dict[str, Any]) -> None:
@@ -325,7 +329,7 @@ class Engine(CallRouter):
                 )
 
     def on_gpus_freed(self) -> None:
-        for pool in self.pools.values():
+        for pool in self.all_pools():
             if pool.waiting_for_gpus:
                 pool.pump()
 
@@ -341,14 +345,25 @@ class Engine(CallRouter):
         for run in [r for r in self.live.values() if r.app == app]:
             await self.cancel(run.id, "the application was deleted")
         for key in [k for k in self.pools if k[0] == app]:
-            await self.pools.pop(key).stop()
+            pool = self.pools.pop(key)
+            pool.users.discard((key[0], key[1]))
+            if not pool.users:
+                await pool.stop()
+                self._shared = {k: p for k, p in self._shared.items() if p is not pool}
         for rid in [rid for rid, outcome in self.recent.items() if outcome.app == app]:
             del self.recent[rid]
         await self.deployments.delete(app)
 
+    def all_pools(self) -> list[Pool]:
+        return list(self._shared.values())
+
     def _pool(self, version: Version, function: str) -> Pool:
         key = (version.app, version.version, function)
         pool = self.pools.get(key)
+        if pool is not None:
+            return pool
+        shared = (version.code_blob, function, version.application.get("region"))
+        pool = self._shared.get(shared)
         if pool is None:
             manifest = version.function(function)
             assert manifest is not None, function
@@ -364,5 +379,7 @@ class Engine(CallRouter):
                 self.settings.machine_retries,
                 self.secrets,
             )
-            self.pools[key] = pool
+            self._shared[shared] = pool
+        pool.users.add((version.app, version.version))
+        self.pools[key] = pool
         return pool

@@ -86,6 +86,7 @@ class Pool:
         self.min_containers: int = function.get("min_containers") or 0
         self.warm_containers: int = function.get("warm_containers") or 0
         self.retired = False  # an older version: it keeps no minimum and no warm containers
+        self.users: set[tuple[str, int]] = set()  # the (application, version)s it serves
         self.cold_start_seconds: deque[float] = deque(maxlen=200)
         self.queue: deque[Call] = deque()
         self.slots: list[Slot] = []

@@ -61,13 +61,17 @@ async def functions(app: str, request: Request) -> dict[str, Any]:
     containers and their states, calls in flight and queued, cold starts, and bounds."""
     engine = engine_of(request)
     latest = engine.deployments.get(app)
-    pools: dict[tuple[int, str], dict[str, Any] | None] = {
-        (v, f): p.describe() for (a, v, f), p in engine.pools.items() if a == app
-    }
+    shown: set[int] = set()
     rows = []
     for name in latest.functions:
-        rows.append(pools.pop((latest.version, name), None) or _idle(latest, name))
-    rows += [row for _, row in sorted(pools.items(), key=lambda kv: kv[0]) if row is not None]
+        pool = engine.pools.get((app, latest.version, name))
+        rows.append(pool.describe() if pool is not None else _idle(latest, name))
+        if pool is not None:
+            shown.add(id(pool))
+    for (owner, _version, _name), pool in sorted(engine.pools.items(), key=lambda kv: kv[0]):
+        if owner == app and id(pool) not in shown:  # older versions still holding containers
+            shown.add(id(pool))
+            rows.append(pool.describe())
     return {"application": app, "version": latest.version, "functions": rows}
 
 
