@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from benchmarks.machine import load_average
-from benchmarks.server import ServerProcess, cpu_seconds, rss_kb
+from benchmarks.server import APPS_FILE, ServerProcess, cpu_seconds, rss_kb
 
 Watch = contextlib.AbstractContextManager[None]
 
@@ -223,8 +223,11 @@ def _cold_starts(http: httpx.Client, server: ServerProcess, counts: Counts) -> d
     p50s: list[float] = []
     p99s: list[float] = []
     starts = 0
-    for _ in range(counts.cold_batches):
-        server.deploy()
+    for batch in range(counts.cold_batches):
+        # New code (a comment differs), so new pools: identical code would share the old.
+        copy = Path(tempfile.mkdtemp(prefix="cove-bench-cold-")) / "apps.py"
+        copy.write_text(APPS_FILE.read_text() + f"\n# cold-start batch {batch}\n")
+        server.deploy(copy)
         _call(http, "bench_cold", 8)
         rows = http.get("/applications/bench_cold/functions").json()["functions"]
         row = next(r for r in rows if r["function"] == "cold" and not r["retired"])

@@ -309,6 +309,8 @@ class Engine(CallRouter):
         """Deploy a file: new versions of its applications, their pools made ready."""
         versions = await self.deployments.deploy(filename, code, self._check_secrets)
         for version in versions:
+            for function in version.functions:
+                self._pool(version, function)  # identical code joins the pools it has
             self._keep_ready(version)
         latest = self.deployments.latest
         for pool in self.all_pools():
