@@ -16,6 +16,7 @@ from cove import __version__
 from cove.cli import (
     apps_cmd,
     control_cmd,
+    images_cmd,
     requests_cmd,
     secrets_cmd,
     server_cmd,
@@ -54,6 +55,7 @@ app.command(rich_help_panel=_REQUESTS)(requests_cmd.output)
 app.command(rich_help_panel=_REQUESTS)(control_cmd.cancel)
 app.command(rich_help_panel=_REQUESTS)(control_cmd.replay)
 app.add_typer(secrets_cmd.app, name="secrets", rich_help_panel=_APPS)
+app.add_typer(images_cmd.app, name="images", rich_help_panel=_APPS)
 
 
 def _version(value: bool) -> None:

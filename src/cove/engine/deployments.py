@@ -12,7 +12,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ class Deployments:
         self,
         filename: str,
         code: bytes,
-        check: Callable[[dict[str, Any]], None] | None = None,
+        check: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> list[Version]:
         """Inspect and store ``code``; returns the new version of each application in it.
         ``check`` may reject the manifest (raising) before anything is stored."""
@@ -112,7 +112,7 @@ class Deployments:
             )
         manifest = await _inspect(Path(filename).name, code)
         if check is not None:
-            check(manifest)
+            await check(manifest)
         loop = asyncio.get_running_loop()
         blob = await loop.run_in_executor(None, self.blobs.put, code)
         manifest_json = json.dumps(manifest)
@@ -149,6 +149,11 @@ class Deployments:
         self.latest.pop(app, None)
         for key in [k for k in self.versions if k[0] == app]:
             del self.versions[key]
+
+
+async def inspect_code(filename: str, code: bytes) -> dict[str, Any]:
+    """The manifest of a file, from a separate process (raises DeployError)."""
+    return await _inspect(filename, code)
 
 
 async def _inspect(filename: str, code: bytes) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from cove.errors import (
 )
 from cove.runtime.base import ContainerRuntime
 from cove.runtime.gpus import GpuAllocator, discover, gpus_from_names
+from cove.runtime.images import ImageBuilder, image_hash
 from cove.runtime.local import LocalProcessRuntime
 from cove.store import Store, open_store
 from cove.store import journal as j
@@ -67,6 +68,7 @@ class Engine(CallRouter):
         found = gpus_from_names(settings.gpus) if settings.gpus else discover()
         self.gpus = GpuAllocator(found)
         self.secrets = SecretStore(data_dir)
+        self.images = ImageBuilder(data_dir)
         self.live: dict[str, RequestRun] = {}
         # Outcomes of recently finished requests, so a waiting client is answered from memory.
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
@@ -307,7 +309,7 @@ class Engine(CallRouter):
 
     async def deploy(self, filename: str, code: bytes) -> list[Version]:
         """Deploy a file: new versions of its applications, their pools made ready."""
-        versions = await self.deployments.deploy(filename, code, self._check_secrets)
+        versions = await self.deployments.deploy(filename, code, self._prepare)
         for version in versions:
             for function in version.functions:
                 self._pool(version, function)  # identical code joins the pools it has
@@ -317,6 +319,25 @@ class Engine(CallRouter):
             # Pools that serve no latest version keep no minimum and no warm containers.
             pool.retired = not any(latest.get(app) == number for app, number in pool.users)
         return versions
+
+    async def _prepare(self, manifest: dict[str, Any]) -> None:
+        """Before a deploy is stored: its secrets must exist and its images must build."""
+        self._check_secrets(manifest)
+        await self.build_images(manifest)
+
+    async def build_images(self, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+        """Build every image the manifest's functions use (once per content hash)."""
+        loop = asyncio.get_running_loop()
+        built: dict[str, dict[str, Any]] = {}
+        for fn in manifest["functions"]:
+            image = fn.get("image")
+            if image is None:
+                continue
+            key = image_hash(image)
+            if key not in built:
+                result = await loop.run_in_executor(None, self.images.build, image)
+                built[key] = {"name": image["name"], "hash": key, "path": str(result.root)}
+        return list(built.values())
 
     def _check_secrets(self, manifest: dict[str, Any]) -> None:
         """A deploy fails when a function lists a secret that is not set."""
@@ -380,6 +401,7 @@ class Engine(CallRouter):
                 self.gpus,
                 self.settings.machine_retries,
                 self.secrets,
+                self.images,
             )
             self._shared[shared] = pool
         pool.users.add((version.app, version.version))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from cove.engine.secrets import MissingSecretsError, SecretStore
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.gpus import GpuAllocator, gpu_env
+from cove.runtime.images import ImageBuilder
 
 if TYPE_CHECKING:
     from cove.engine.deployments import Version
@@ -76,6 +77,7 @@ class Pool:
         gpus: GpuAllocator | None = None,
         start_retries: int = 3,
         secrets: SecretStore | None = None,
+        images: ImageBuilder | None = None,
     ) -> None:
         self.version = version
         self.function = function
@@ -99,6 +101,7 @@ class Pool:
         self.waiting_for_gpus = False
         self.start_retries = start_retries
         self.secrets = secrets
+        self.images = images
         self.lost_starts = 0  # containers that died while starting, in a row
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -213,6 +216,14 @@ class Pool:
                 self._release_gpus(container_id)
                 self.hooks.on_start_failed(self, _missing_secrets(self.name, exc.names))
                 return False
+        image = self.function.get("image")
+        built = self.images.get(image) if image and self.images is not None else None
+        if image and built is None:
+            self._release_gpus(container_id)
+            self.hooks.on_start_failed(self, _start_failure(self.name, "its image is not built"))
+            return False
+        if built is not None:
+            env = {**built.env, **env}
         self.starting += 1
         spec = ContainerSpec(
             container_id=container_id,
@@ -222,7 +233,10 @@ class Pool:
             module=v.module,
             code_dir=v.code_dir,
             env=env,
-            fork=not self.function.get("gpu"),
+            # Forked from the template only when it runs the server's interpreter and no GPU.
+            fork=not self.function.get("gpu") and built is None,
+            python=str(built.python) if built is not None else None,
+            cwd=built.workdir if built is not None else None,
         )
         task = asyncio.get_running_loop().create_task(self._start(spec))
         self._tasks.add(task)

@@ -26,6 +26,8 @@ class ContainerSpec:
     # May it be forked from a template that imported the code? (Not when it needs GPUs:
     # CUDA must not be initialised before the process knows its devices.)
     fork: bool = True
+    python: str | None = None  # the interpreter of the function's image (None: the server's)
+    cwd: Path | None = None  # the image's workdir (None: the code's folder)
 
 
 class Container(ABC):

@@ -219,10 +219,12 @@ class LocalProcessRuntime(ContainerRuntime):
     ) -> asyncio.subprocess.Process:
         full = {**os.environ, **env, "COVE_CHANNEL_FD": str(channel.fileno())}
         full["PYTHONPATH"] = _python_path(spec.code_dir, full)
+        full["COVE_CODE_DIR"] = str(spec.code_dir)
+        python = spec.python or sys.executable
         with open(log_path, "ab") as log_file:
             return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cove.runtime.worker", spec.module, spec.function,
-                cwd=str(spec.code_dir), env=full, stdin=asyncio.subprocess.DEVNULL,
+                python, "-m", "cove.runtime.worker", spec.module, spec.function,
+                cwd=str(spec.cwd or spec.code_dir), env=full, stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file, stderr=log_file, pass_fds=(channel.fileno(),),
                 start_new_session=True,
             )  # fmt: skip

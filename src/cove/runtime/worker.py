@@ -187,7 +187,7 @@ def main() -> None:
 def _module_path(module: str) -> Any:
     from pathlib import Path
 
-    return Path.cwd() / f"{module}.py"
+    return Path(os.environ.get("COVE_CODE_DIR") or Path.cwd()) / f"{module}.py"
 
 
 if __name__ == "__main__":

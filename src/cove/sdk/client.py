@@ -52,6 +52,11 @@ class Client:
         result: dict[str, Any] = self._send("POST", "/applications", files=files).json()
         return result
 
+    def build_images(self, path: Path) -> list[dict[str, Any]]:
+        files = {"code": (path.name, path.read_bytes(), "text/x-python")}
+        images: list[dict[str, Any]] = self._send("POST", "/images", files=files).json()["images"]
+        return images
+
     def applications(self) -> list[dict[str, Any]]:
         apps: list[dict[str, Any]] = self._send("GET", "/applications").json()["applications"]
         return apps

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from cove import __version__
 from cove.engine.engine import Engine
 from cove.engine.settings import Settings
-from cove.server import applications, errors, requests, secrets
+from cove.server import applications, errors, images, requests, secrets
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     errors.install(app)
     app.include_router(applications.router)
+    app.include_router(images.router)
     app.include_router(requests.router)
     app.include_router(secrets.router)
 

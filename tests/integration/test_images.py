@@ -1,0 +1,45 @@
+"""Images as isolated environments: built once per content hash, each function in its own,
+and a failed build fails the deploy with the end of its log."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from cove.engine.settings import Settings
+from cove.server import create_app
+from tests.conftest import APPS
+
+
+def files(name: str) -> dict[str, tuple[str, bytes]]:
+    path = APPS / name
+    return {"code": (path.name, path.read_bytes())}
+
+
+def test_functions_run_in_their_own_image(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        built = client.post("/images", files=files("imaged.py"))
+        assert built.status_code == 200, built.text
+        (image,) = built.json()["images"]
+        assert image["name"] == "with-module" and Path(image["path"]).is_dir()
+        assert (Path(image["path"]) / "build.log").exists()
+        assert client.post("/applications", files=files("imaged.py")).status_code == 201
+        out = client.post("/applications/images_app", params={"wait": 120}).json()
+        assert out["in"]["value"] == 42
+        assert out["in"]["greeting"] == "hello from the image"
+        assert out["in"]["prefix"] == image["path"] and out["in"]["prefix"] != sys.prefix
+        assert out["outside"] == {"has_module": False, "greeting": None}
+        # The same image content is built once: a second build finds it.
+        again = client.post("/images", files=files("imaged.py")).json()["images"]
+        assert again == built.json()["images"]
+
+
+def test_a_failing_image_build_fails_the_deploy(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        r = client.post("/applications", files=files("bad_image.py"))
+        assert r.status_code == 400
+        message = r.json()["error"]["message"]
+        assert "exit code 3" in message and "preparing the broken image" in message
+        assert client.get("/applications/never_deployed").status_code == 404
