@@ -87,3 +87,19 @@ def fills_disk(gigabytes: float) -> str:
 @function()
 def use_fills_disk(gigabytes: float) -> str:
     return fills_disk(gigabytes)
+
+
+@function(cpu=1)
+def one_cpu() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+@function(cpu=2)
+def two_cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+@application()
+@function()
+def use_cpus() -> list[int]:
+    return [one_cpu(), two_cpus()]

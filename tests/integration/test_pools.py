@@ -108,3 +108,11 @@ def test_functions_endpoint_shows_bounds_and_cold_starts(server: tuple[TestClien
     assert row["cold_starts"] >= 1 and row["cold_start_seconds"]["p50"] > 0
     assert {"in_flight", "queued", "warm_containers", "min_containers"} <= set(row)
     assert client.get("/applications/nope/functions").status_code == 404
+
+
+def test_containers_are_confined_to_their_cpus(server: tuple[TestClient, Any]) -> None:
+    import os
+
+    client, _ = server
+    machine = len(os.sched_getaffinity(0))
+    assert run(client, "use_cpus", None) == [1, min(2, machine)]

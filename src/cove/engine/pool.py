@@ -236,6 +236,7 @@ class Pool:
             # Forked from the template only when it runs the server's interpreter and no GPU.
             fork=not self.function.get("gpu") and built is None,
             python=str(built.python) if built is not None else None,
+            cpu=float(self.function.get("cpu") or 1.0),
             cwd=built.workdir if built is not None else None,
         )
         task = asyncio.get_running_loop().create_task(self._start(spec))

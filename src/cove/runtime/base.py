@@ -28,6 +28,7 @@ class ContainerSpec:
     fork: bool = True
     python: str | None = None  # the interpreter of the function's image (None: the server's)
     cwd: Path | None = None  # the image's workdir (None: the code's folder)
+    cpu: float = 1.0  # CPUs it may use: the local runtime confines it to that many cores
 
 
 class Container(ABC):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import pickle
 import shutil
@@ -188,6 +189,8 @@ class LocalProcessRuntime(ContainerRuntime):
         for folder in (self.records, self.logs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self.use_templates = use_templates
+        self._cores = sorted(os.sched_getaffinity(0))
+        self._next_core = 0
         self.templates: dict[tuple[Path, str], Template] = {}
         self._template_locks: dict[tuple[Path, str], asyncio.Lock] = {}
 
@@ -196,6 +199,7 @@ class LocalProcessRuntime(ContainerRuntime):
         tmp.mkdir(parents=True, exist_ok=True)
         # Each container gets a fresh temporary folder of its own, removed when it ends.
         env = {**spec.env, "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp)}
+        env["COVE_CPU_CORES"] = ",".join(str(c) for c in self._pick_cores(spec.cpu))
         log_path = self.logs / f"{spec.container_id}.log"
         template = await self._template(spec) if spec.fork and self.use_templates else None
         parent, child = socket.socketpair()
@@ -213,6 +217,13 @@ class LocalProcessRuntime(ContainerRuntime):
         record.write_text(spec.container_id)
         reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
         return LocalContainer(spec, pid, reader, writer, record, tmp, process, template)
+
+    def _pick_cores(self, cpu: float) -> list[int]:
+        """Cores for a container of ``cpu`` CPUs, taken round-robin so containers spread."""
+        count = min(len(self._cores), max(1, math.ceil(cpu)))
+        start = self._next_core
+        self._next_core = (start + count) % len(self._cores)
+        return [self._cores[(start + i) % len(self._cores)] for i in range(count)]
 
     async def _spawn(
         self, spec: ContainerSpec, env: dict[str, str], log_path: Path, channel: socket.socket

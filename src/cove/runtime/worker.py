@@ -164,6 +164,9 @@ def run_worker(sock: socket.socket, module: str, function: str, load: bool = Tru
     """Serve calls of ``function`` over ``sock`` until the server goes away; never returns.
     ``load`` is False in a container forked from a template that imported the code."""
     enable_process_fallback()
+    cores = os.environ.pop("COVE_CPU_CORES", "")
+    if cores:  # confined to the CPUs its function asked for
+        os.sched_setaffinity(0, {int(c) for c in cores.split(",")})
     channel = BlockingChannel(sock)
     try:
         if load:
