@@ -24,18 +24,24 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+async def code_part(request: Request, what: str) -> tuple[str, bytes]:
+    """The ``code`` file part of a multipart body: the Python file's name and bytes."""
+    try:
+        form = await request.form()
+    except Exception as exc:
+        raise InvalidInputError(f"{what} needs a multipart/form-data body: {exc}") from None
+    code = form.get("code")
+    if not isinstance(code, UploadFile) or not code.filename:
+        raise InvalidInputError(f"{what} needs a 'code' file part holding the Python file")
+    return code.filename, await code.read()
+
+
 @router.post("/applications", status_code=201, summary="Deploy a Python file")
 async def deploy(request: Request) -> dict[str, Any]:
     """Multipart form with a ``code`` part: the Python file to deploy. Each application in
     it gets a new version."""
-    try:
-        form = await request.form()
-    except Exception as exc:
-        raise InvalidInputError(f"deploy needs a multipart/form-data body: {exc}") from None
-    code = form.get("code")
-    if not isinstance(code, UploadFile) or not code.filename:
-        raise InvalidInputError("deploy needs a 'code' file part holding the Python file")
-    versions = await engine_of(request).deploy(code.filename, await code.read())
+    filename, code = await code_part(request, "deploy")
+    versions = await engine_of(request).deploy(filename, code)
     return {"applications": [views.application(v, base_url(request)) for v in versions]}
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import UploadFile
 
 from cove.engine.deployments import inspect_code
-from cove.errors import InvalidInputError
-from cove.server.applications import engine_of
+from cove.server.applications import code_part, engine_of
 
 router = APIRouter(tags=["images"])
 
@@ -18,12 +16,5 @@ router = APIRouter(tags=["images"])
 async def build_images(request: Request) -> dict[str, Any]:
     """Multipart form with a ``code`` part. Builds every image its functions use (each once
     per content hash) without deploying; a failed build answers 400 with the log's tail."""
-    try:
-        form = await request.form()
-    except Exception as exc:
-        raise InvalidInputError(f"image builds need a multipart/form-data body: {exc}") from None
-    code = form.get("code")
-    if not isinstance(code, UploadFile) or not code.filename:
-        raise InvalidInputError("image builds need a 'code' file part holding the Python file")
-    manifest = await inspect_code(code.filename, await code.read())
+    manifest = await inspect_code(*await code_part(request, "an image build"))
     return {"images": await engine_of(request).build_images(manifest)}
