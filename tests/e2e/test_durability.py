@@ -24,18 +24,30 @@ def _lines(log: Path) -> list[tuple[str, str, str]]:
     return out
 
 
+def _setup(tmp_path: Path, factory: type[ServerProcess]) -> tuple[Path, Path, ServerProcess]:
+    """A server with the durable workload deployed; returns (data, side-effect log, server)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    server = factory(tmp_path / "data").start()
+    server.deploy(APPS / "durable.py")
+    return tmp_path / "data", work / "effects.log", server
+
+
+def _job(log: Path, steps: int, block_at: int) -> dict[str, tuple[None, str]]:
+    return {
+        "log": (None, f'"{log}"'),
+        "steps": (None, str(steps)),
+        "block_at": (None, str(block_at)),
+    }
+
+
 def test_sigkill_mid_request_resumes_without_repeating_finished_calls(
     tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
-    data = tmp_path / "data"
-    work = tmp_path / "work"
-    work.mkdir()
-    log = work / "effects.log"
-    server = server_factory(data).start()
-    server.deploy(APPS / "durable.py")
+    data, log, server = _setup(tmp_path, server_factory)
+    work = log.parent
     with server.client() as c:
-        body = {"log": (None, f'"{log}"'), "steps": (None, "6"), "block_at": (None, "3")}
-        rid = c.post("/applications/durable_job", files=body).json()["request_id"]
+        rid = c.post("/applications/durable_job", files=_job(log, 6, 3)).json()["request_id"]
     wait_until(lambda: "start step3" in [t for _, _, t in _lines(log)])
     pids = [int(p.name) for p in (data / "containers").iterdir()]
     server.kill()
@@ -70,16 +82,12 @@ def _is_zombie(pid: int) -> bool:
 def test_request_accepted_before_crash_is_not_lost(
     tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
-    data = tmp_path / "data"
-    work = tmp_path / "work"
-    work.mkdir()
-    log = work / "effects.log"
-    server = server_factory(data).start()
-    server.deploy(APPS / "durable.py")
+    data, log, server = _setup(tmp_path, server_factory)
+    work = log.parent
     with server.client() as c:
-        body = {"log": (None, f'"{log}"'), "steps": (None, "2"), "block_at": (None, "0")}
         ids = [
-            c.post("/applications/durable_job", files=body).json()["request_id"] for _ in range(3)
+            c.post("/applications/durable_job", files=_job(log, 2, 0)).json()["request_id"]
+            for _ in range(3)
         ]
     server.kill()
     (work / "go").write_text("go")
