@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cove.engine.failures import failure
 from cove.engine.settings import Settings
 from cove.runtime.gpus import GpuAllocator
 
@@ -35,13 +36,9 @@ def unsatisfiable(
         problem = f"is pinned to region {region}; this cluster serves {', '.join(settings.regions)}"
     if problem is None:
         return None
-    return {
-        "reason": "constraint_unsatisfiable",
-        "function_name": name,
-        "message": f"function {name} {problem}",
-        "error_type": "ConstraintUnsatisfiable",
-        "traceback": "",
-    }
+    return failure(
+        "constraint_unsatisfiable", name, f"function {name} {problem}", "ConstraintUnsatisfiable"
+    )
 
 
 def _satisfiable(gpus: GpuAllocator, request: str | list[str]) -> bool:

@@ -9,49 +9,49 @@ Every path ends in one of these reasons: ``function_error``, ``function_timeout`
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cove.engine.pool import Slot
+if TYPE_CHECKING:
+    from cove.engine.pool import Slot
 
 MACHINE_REASONS = ("container_lost",)
 RETRYABLE = ("function_error", "function_timeout", "out_of_memory")
 
 
+def failure(
+    reason: str, function_name: str | None, message: str, error_type: str
+) -> dict[str, Any]:
+    """One failure record, as calls, attempts and requests keep it."""
+    return {
+        "reason": reason,
+        "function_name": function_name,
+        "message": message,
+        "error_type": error_type,
+        "traceback": "",
+    }
+
+
 def lost_failure(slot: Slot) -> dict[str, Any]:
     """Why a container's calls ended with it: the machine's doing, or the user code's."""
     code = slot.container.exit_code
+    name = slot.pool.name
     if slot.out_of_memory:
-        return {
-            "reason": "out_of_memory",
-            "message": f"the container went over the function's memory limit of "
-            f"{slot.pool.function.get('memory') or 1:g} GB and was stopped",
-            "error_type": "OutOfMemory",
-            "traceback": "",
-        }
+        limit = slot.pool.function.get("memory") or 1
+        message = f"the container went over the function's memory limit of {limit:g} GB"
+        return failure("out_of_memory", name, f"{message} and was stopped", "OutOfMemory")
     if slot.out_of_disk:
-        return {
-            "reason": "function_error",
-            "message": "the call wrote more than the function's ephemeral_disk of "
-            f"{slot.pool.function.get('ephemeral_disk') or 2:g} GB to its temporary folder",
-            "error_type": "EphemeralDiskFull",
-            "traceback": "",
-        }
+        limit = slot.pool.function.get("ephemeral_disk") or 2
+        message = f"the call wrote more than the function's ephemeral_disk of {limit:g} GB"
+        return failure("function_error", name, f"{message} to its temporary folder",
+                       "EphemeralDiskFull")  # fmt: skip
     if slot.stopped_by_server or code is None or code == -signal.SIGKILL:
         # Stopped by Cove, by the operating system or by an operator: not the code's fault,
         # so it costs no user retry.
-        return {
-            "reason": "container_lost",
-            "message": "the container stopped while the call ran",
-            "error_type": "ContainerLost",
-            "traceback": "",
-        }
+        return failure("container_lost", name, "the container stopped while the call ran",
+                       "ContainerLost")  # fmt: skip
     how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-    return {
-        "reason": "function_error",
-        "message": f"the container's process ended with {how} while the call ran",
-        "error_type": "ContainerExited",
-        "traceback": "",
-    }
+    message = f"the container's process ended with {how} while the call ran"
+    return failure("function_error", name, message, "ContainerExited")
 
 
 def request_error(failure: dict[str, Any]) -> dict[str, Any]:
@@ -70,20 +70,8 @@ def request_error(failure: dict[str, Any]) -> dict[str, Any]:
 
 
 def internal(message: str) -> dict[str, Any]:
-    return {
-        "reason": "internal_error",
-        "function_name": None,
-        "message": message,
-        "error_type": "InternalError",
-        "traceback": "",
-    }
+    return failure("internal_error", None, message, "InternalError")
 
 
 def cancelled(status: str) -> dict[str, Any]:
-    return {
-        "reason": "cancelled",
-        "function_name": None,
-        "message": f"the request already {status}",
-        "error_type": "Cancelled",
-        "traceback": "",
-    }
+    return failure("cancelled", None, f"the request already {status}", "Cancelled")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cove.engine.failures import failure
 from cove.engine.secrets import MissingSecretsError, SecretStore
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.gpus import GpuAllocator, gpu_env
@@ -377,32 +378,21 @@ class Pool:
 
 
 def _missing_secrets(function: str, names: list[str]) -> dict[str, Any]:
-    return {
-        "reason": "function_error",
-        "function_name": function,
-        "message": f"{function} needs secrets that are not set: {', '.join(names)} "
-        "(set them with: cove secrets set NAME)",
-        "error_type": "MissingSecrets",
-        "traceback": "",
-    }
+    message = (
+        f"{function} needs secrets that are not set: {', '.join(names)} "
+        "(set them with: cove secrets set NAME)"
+    )
+    return failure("function_error", function, message, "MissingSecrets")
 
 
 def _init_timeout(function: str, seconds: float) -> dict[str, Any]:
-    return {
-        "reason": "function_timeout",
-        "function_name": function,
-        "message": f"the container of {function} was not ready within {seconds:g} s "
-        "(its class constructor runs longer than init_timeout)",
-        "error_type": "TimeoutError",
-        "traceback": "",
-    }
+    message = (
+        f"the container of {function} was not ready within {seconds:g} s "
+        "(its class constructor runs longer than init_timeout)"
+    )
+    return failure("function_timeout", function, message, "TimeoutError")
 
 
 def _start_failure(function: str, message: str) -> dict[str, Any]:
-    return {
-        "reason": "internal_error",
-        "function_name": function,
-        "message": f"container failed to start: {message}",
-        "error_type": "ContainerStartError",
-        "traceback": "",
-    }
+    return failure("internal_error", function, f"container failed to start: {message}",
+                   "ContainerStartError")  # fmt: skip

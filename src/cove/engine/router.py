@@ -22,6 +22,7 @@ from cove.engine.failures import (
     lost_failure,
     request_error,
 )
+from cove.engine.failures import failure as make_failure
 from cove.engine.model import Call, Outcome, RequestRun, Waiter
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool, PoolHooks, Slot
@@ -445,15 +446,9 @@ class CallRouter(PoolHooks):
         assert self._loop is not None
         self._loop.create_task(slot.container.kill())  # other calls there are retried
         seconds = self._timeout(call)
+        message = f"{call.function} ran longer than its timeout of {seconds:g} s"
         self._attempt_failed(
-            call,
-            {
-                "reason": "function_timeout",
-                "function_name": call.function,
-                "message": f"{call.function} ran longer than its timeout of {seconds:g} s",
-                "error_type": "TimeoutError",
-                "traceback": "",
-            },
+            call, make_failure("function_timeout", call.function, message, "TimeoutError")
         )
 
 
