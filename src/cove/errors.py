@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     FUNCTION_TIMEOUT = "function_timeout"
     CANCELLED = "cancelled"
     UNAVAILABLE = "unavailable"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     INTERNAL = "internal_error"
 
 
@@ -113,6 +115,18 @@ class UnavailableError(CoveError):
     """The server is shutting down or not ready."""
 
     code = ErrorCode.UNAVAILABLE
+
+
+class PayloadTooLargeError(CoveError):
+    """An upload is larger than the server's configured limit (refused before it is stored)."""
+
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class RangeNotSatisfiableError(CoveError):
+    """A download's ``Range`` lies outside the output."""
+
+    code = ErrorCode.RANGE_NOT_SATISFIABLE
 
 
 class InternalError(CoveError):

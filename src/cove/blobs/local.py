@@ -1,51 +1,139 @@
-"""Blobs as files in a local folder."""
+"""Blobs as files in a local folder (the default, inside the data folder)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from cove.blobs.base import BlobStore
+from cove.blobs.base import CHUNK, BlobInfo, BlobRef, BlobStore, BlobWriter, Partial, check_key
+
+
+class _LocalWriter(BlobWriter):
+    def __init__(self, store: LocalBlobStore) -> None:
+        super().__init__()
+        self.store = store
+        self.tmp = store.tmp_dir / f"{uuid.uuid4().hex}"
+        self._fh: BinaryIO | None = open(self.tmp, "xb")  # noqa: SIM115 (closed by commit/abort)
+
+    def _write(self, chunk: bytes) -> None:
+        assert self._fh is not None, "write after commit or abort"
+        self._fh.write(chunk)
+
+    def commit(self) -> BlobRef:
+        assert self._fh is not None, "commit after commit or abort"
+        fh, self._fh = self._fh, None
+        key = self.key
+        path = self.store.path(key)
+        try:
+            if self.store.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+            fh.close()
+            if path.exists():
+                os.utime(path)  # fresh again: cleanup keeps young unreferenced blobs
+                self.tmp.unlink(missing_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.tmp, path)  # atomic: readers see all of it or nothing
+                if self.store.fsync:
+                    _fsync_dir(path.parent)
+        except BaseException:
+            fh.close()
+            self.tmp.unlink(missing_ok=True)
+            raise
+        return BlobRef(key, self.size)
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.tmp.unlink(missing_ok=True)
 
 
 class LocalBlobStore(BlobStore):
-    """Blobs under ``root/ab/abcdef...``; written to a temporary file, fsynced, renamed."""
+    """Blobs under ``root/ab/abcdef...``; writers use ``root/.tmp/`` and rename when done."""
 
     def __init__(self, root: Path, fsync: bool = True) -> None:
-        self.root = root
+        self.root = Path(root).resolve()
         self.fsync = fsync
-        root.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir = self.root / ".tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, key: str) -> Path:
-        if len(key) < 3 or not key.isalnum():
-            raise KeyError(key)
+    def path(self, key: str) -> Path:
+        check_key(key)
         return self.root / key[:2] / key
 
-    def put(self, data: bytes) -> str:
-        key = self.key_of(data)
-        path = self._path(key)
-        if path.exists():
-            return key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                if self.fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return key
+    def writer(self) -> BlobWriter:
+        return _LocalWriter(self)
 
-    def get(self, key: str) -> bytes:
+    def open(self, key: str) -> BinaryIO:
         try:
-            return self._path(key).read_bytes()
+            return open(self.path(key), "rb")
         except FileNotFoundError:
             raise KeyError(key) from None
 
+    def read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        fh = self.open(key)
+        return _chunks(fh, start, end)
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def local_path(self, key: str) -> Path | None:
+        return self.path(key)
+
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        self.path(key).unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        for folder in sorted(self.root.iterdir()):
+            if len(folder.name) != 2 or not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                try:
+                    st = path.stat()
+                    yield BlobInfo(check_key(path.name), st.st_size, st.st_mtime)
+                except (KeyError, FileNotFoundError):
+                    continue
+
+    def list_partial(self) -> Iterator[Partial]:
+        for path in self.tmp_dir.iterdir():
+            try:
+                yield Partial(path.name, path.stat().st_mtime)  # the last write, not the first
+            except FileNotFoundError:
+                continue
+
+    def delete_partial(self, partial_id: str) -> None:
+        if "/" in partial_id or partial_id.startswith("."):
+            raise KeyError(partial_id)
+        (self.tmp_dir / partial_id).unlink(missing_ok=True)
+
+    def environment(self) -> dict[str, str]:
+        return {"COVE_BLOB_URL": self.root.as_uri(), "COVE_BLOB_FSYNC": "1" if self.fsync else "0"}
+
+
+def _chunks(fh: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
+    with fh:
+        fh.seek(start)
+        left = None if end is None else max(0, end - start)
+        while left is None or left > 0:
+            chunk = fh.read(CHUNK if left is None else min(CHUNK, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -27,6 +27,8 @@ STATUS_OF: dict[ErrorCode, int] = {
     ErrorCode.FUNCTION_TIMEOUT: 500,
     ErrorCode.CANCELLED: 409,
     ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.RANGE_NOT_SATISFIABLE: 416,
     ErrorCode.INTERNAL: 500,
 }
 
