@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from cove.blobs import LocalBlobStore
+from cove.blobs.config import blob_store_of
 from cove.engine.constraints import unsatisfiable
 from cove.engine.deployments import Deployments, Version
 from cove.engine.failures import internal
@@ -60,7 +60,8 @@ class Engine(CallRouter):
         self.data_dir = data_dir
         sync = settings.sqlite_synchronous.upper()
         self.store: Store = open_store(settings.database(), sync)
-        self.blobs = LocalBlobStore(data_dir / "blobs", fsync=sync in ("FULL", "EXTRA"))
+        self.blobs = blob_store_of(settings, fsync=sync in ("FULL", "EXTRA"))
+        self.container_env = self.blobs.environment()  # containers read and write blobs directly
         self.payloads = Payloads(self.blobs, settings.inline_payload_limit)
         self.runtime = runtime or LocalProcessRuntime(data_dir, settings.use_templates)
         self.deployments = Deployments(self.store, self.blobs, data_dir)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cove.blobs import BlobRef
     from cove.engine.deployments import Version
     from cove.engine.pool import Slot
 
@@ -84,5 +85,5 @@ class Outcome:
     app: str
     status: str
     content_type: str | None
-    output: bytes | None
+    output: bytes | BlobRef | None  # BlobRef: a returned File, streamed from the blob store
     error: dict[str, Any] | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cove.blobs import BlobStore
+from cove.blobs import BlobRef, BlobStore
 from cove.store import journal as j
 
 
@@ -13,7 +13,9 @@ class Payloads:
         self.blobs = blobs
         self.limit = limit
 
-    def keep(self, data: bytes) -> j.Payload:
+    def keep(self, data: bytes | BlobRef) -> j.Payload:
+        if isinstance(data, BlobRef):  # a File a container stored itself: keep its key only
+            return j.Payload(blob=data.key)
         if len(data) <= self.limit:
             return j.Payload(inline=data)
         return j.Payload(blob=self.blobs.put(data))

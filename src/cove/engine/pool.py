@@ -61,6 +61,7 @@ class PoolHooks:
     on_lost: Callable[[Slot], None]
     on_start_failed: Callable[[Pool, dict[str, Any]], None]
     on_gpus_freed: Callable[[], None]
+    container_env: dict[str, str] = {}  # variables every container gets (the blob store's)
 
 
 class Pool:
@@ -233,7 +234,7 @@ class Pool:
             function=self.name,
             module=v.module,
             code_dir=v.code_dir,
-            env=env,
+            env={**self.hooks.container_env, **env},
             # Forked from the template only when it runs the server's interpreter and no GPU.
             fork=not self.function.get("gpu") and built is None,
             python=str(built.python) if built is not None else None,

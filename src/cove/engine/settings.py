@@ -62,6 +62,30 @@ class Settings(BaseSettings):
     gpus: list[str] = Field(default_factory=list, description="GPU models on this machine")
     regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"])
 
+    # -- files and blobs (docs/files.md) ---------------------------------------------------
+    blob_url: str | None = Field(
+        default=None,
+        description="where blobs live: file:///path or s3://bucket/prefix; default: the "
+        "blobs folder in the data folder",
+    )
+    blob_s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint")
+    blob_s3_region: str | None = None
+    blob_s3_access_key_id: str | None = None
+    blob_s3_secret_access_key: str | None = None
+    blob_s3_part_size: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    max_upload_bytes: int | None = Field(
+        default=None, ge=0, description="largest request body accepted (413 beyond); None: no limit"
+    )
+    retention_days: float | None = Field(
+        default=None, gt=0, description="finished requests older than this are removed"
+    )
+    cleanup_interval: float = Field(default=3600.0, gt=0, description="seconds between cleanups")
+    blob_grace: float = Field(
+        default=3600.0,
+        ge=0,
+        description="an unreferenced blob or unfinished upload younger than this is kept",
+    )
+
     def database(self) -> str:
         if self.database_url:
             return self.database_url

@@ -19,7 +19,7 @@ from typing import Any
 
 from cove.errors import FunctionError, RequestError
 from cove.runtime.protocol import BlockingChannel
-from cove.sdk.codec import application_signature, decode_arguments, dumps, encode_output, loads
+from cove.sdk.codec import application_signature, decode_arguments, dumps, encode_output_ref, loads
 from cove.sdk.context import CallScope, CallSpec, enable_process_fallback
 from cove.sdk.decorators import instance_of, registered_functions
 from cove.sdk.execution import TailCall, classify, run_body
@@ -152,7 +152,8 @@ class Worker:
                 return
             if output_mode.startswith("json:"):
                 app = self.functions[output_mode[5:]]
-                body, content_type = encode_output(application_signature(app), result)
+                # A large File goes back as a reference to its blob, not through the channel.
+                body, content_type = encode_output_ref(application_signature(app), result)
             else:
                 body, content_type = dumps(result, f"output of {fn.name}"), "application/pickle"
             self.channel.send(("done", request_id, call_id, body, content_type))

@@ -11,6 +11,7 @@ from typing import Any
 import cloudpickle
 import pydantic
 
+from cove.blobs import BlobRef
 from cove.errors import DeserializationError, SDKUsageError, SerializationError
 from cove.sdk.file import File
 from cove.sdk.function import Function
@@ -151,6 +152,16 @@ def encode_output(signature: Signature, value: Any) -> tuple[bytes, str]:
             f"application {signature.function_name}: the return value does not match its "
             f"type hint {_hint_name(signature.return_hint)} or is not JSON-serializable: {exc}"
         ) from None
+
+
+def encode_output_ref(signature: Signature, value: Any) -> tuple[bytes | BlobRef, str]:
+    """Like :func:`encode_output`, but a large returned ``File`` comes back as a reference
+    to its blob (stored now, streamed, if it is not yet): no bytes cross the channel."""
+    if isinstance(value, File):
+        ref = value.stored()
+        if ref is not None:
+            return ref, value.content_type
+    return encode_output(signature, value)
 
 
 def dumps(value: Any, what: str) -> bytes:

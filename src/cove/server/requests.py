@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from cove.blobs import BlobRef
 from cove.engine.model import Outcome
 from cove.errors import (
     ConflictError,
@@ -21,7 +22,8 @@ from cove.errors import (
 from cove.server import views
 from cove.server.applications import engine_of
 from cove.server.errors import error_response
-from cove.server.inputs import fingerprint, read_arguments
+from cove.server.files import output_response
+from cove.server.inputs import Upload, fingerprint, read_arguments
 from cove.store import journal as j
 
 router = APIRouter(tags=["requests"])
@@ -47,7 +49,8 @@ async def invoke(
     engine = engine_of(request)
     seconds = _wait_seconds(request, wait)
     manifest = engine.deployments.get(app).application
-    values = await read_arguments(request, manifest)
+    upload = Upload(engine.blobs, engine.settings.max_upload_bytes)  # files stream to blobs
+    values = await read_arguments(request, manifest, upload)
     key = request.headers.get("idempotency-key")
     request_id, _created = await engine.invoke(app, values, key, fingerprint(values))
     if seconds:
@@ -145,7 +148,10 @@ async def _outcome(request: Request, app: str, request_id: str) -> Outcome:
             root = j.root_call(conn, request_id)
             if root is None:
                 raise InternalError(f"request {request_id} has no entry call")
-            data = engine.payloads.load(j.Payload(root["output_inline"], root["output_blob"]))
+            data = root["output_inline"]
+            if root["output_blob"]:  # streamed from the blob store when asked for
+                blob = root["output_blob"]
+                data = BlobRef(blob, engine.blobs.size(blob))
         error = json.loads(row["error"]) if row["error"] else None
         return Outcome(app, row["status"], row["content_type"], data, error)
 
@@ -176,8 +182,8 @@ async def _output(request: Request, app: str, request_id: str, pending_status: i
         response.headers.update(headers)
         return response
     # The File's own content type, verbatim (no charset added).
-    headers["Content-Type"] = outcome.content_type or "application/json"
-    return Response(outcome.output or b"", headers=headers)
+    blobs, content_type = engine_of(request).blobs, outcome.content_type or "application/json"
+    return await output_response(request, blobs, outcome.output, content_type, headers)
 
 
 @router.get("/applications/{app}/requests", summary="List requests, newest first")
