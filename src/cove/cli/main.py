@@ -17,6 +17,7 @@ from cove.cli import (
     apps_cmd,
     control_cmd,
     images_cmd,
+    logs_cmd,
     requests_cmd,
     secrets_cmd,
     server_cmd,
@@ -54,6 +55,7 @@ app.command(rich_help_panel=_REQUESTS)(requests_cmd.request)
 app.command(rich_help_panel=_REQUESTS)(requests_cmd.output)
 app.command(rich_help_panel=_REQUESTS)(control_cmd.cancel)
 app.command(rich_help_panel=_REQUESTS)(control_cmd.replay)
+app.command(rich_help_panel=_REQUESTS)(logs_cmd.logs)
 app.add_typer(secrets_cmd.app, name="secrets", rich_help_panel=_APPS)
 app.add_typer(images_cmd.app, name="images", rich_help_panel=_APPS)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mimetypes
 import time
@@ -31,7 +32,8 @@ from cove.cli.output import (
     short_time,
     status_text,
 )
-from cove.errors import RequestFailed
+from cove.cli.watch import progress_bar
+from cove.errors import NotFoundError, RequestFailed, UnavailableError
 from cove.sdk.client import Client
 
 #: Longest single ``?wait=`` asked of the server while polling (its limit is ``max_wait``).
@@ -182,8 +184,11 @@ def invoke(
             )
             return
         err_console.print(Text("Request ", style="dim") + Text(request_id, style="bold"))
+        started = time.monotonic()
+        with contextlib.suppress(UnavailableError, NotFoundError):  # no event stream: poll
+            progress_bar(c.url, app, request_id, err_console, timeout)  # live, from its events
         try:
-            result = wait_for_output(c, app, request_id, timeout)
+            result = wait_for_output(c, app, request_id, timeout - (time.monotonic() - started))
         except RequestFailed as err:
             _failed(err, request_id)
             return

@@ -20,6 +20,7 @@ from typing import Any
 from cove.blobs.config import blob_store_of
 from cove.engine.constraints import unsatisfiable
 from cove.engine.deployments import Deployments, Version
+from cove.engine.events import EventLog
 from cove.engine.failures import internal
 from cove.engine.ids import new_request_id
 from cove.engine.model import Call, Outcome, RequestRun
@@ -70,6 +71,7 @@ class Engine(CallRouter):
         self.gpus = GpuAllocator(found)
         self.secrets = SecretStore(data_dir)
         self.images = ImageBuilder(data_dir)
+        self.events = EventLog(self.store)  # progress, logs, timelines (cove.engine.events)
         self.live: dict[str, RequestRun] = {}
         # Outcomes of recently finished requests, so a waiting client is answered from memory.
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
@@ -170,6 +172,7 @@ class Engine(CallRouter):
         calls, state = await self.store.read(load)
         run.state = {k: self.payloads.load(v) for k, v in state.items()}
         root = self._recover_calls(run, calls)
+        await self.events.resumed(run)
         self.live[run.id] = run
         self._drained.clear()
         if root is not None:
@@ -262,6 +265,7 @@ class Engine(CallRouter):
         run.calls["0"] = root
         self.live[rid] = run
         self._drained.clear()
+        self.events.opened(run)
         self._pool(version, entry).submit(root)
 
     async def wait(self, request_id: str, timeout: float) -> None:

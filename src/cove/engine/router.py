@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cove.engine.deployments import Version
+from cove.engine.events import EventLog
 from cove.engine.failures import (
     MACHINE_REASONS,
     RETRYABLE,
@@ -41,6 +42,7 @@ class CallRouter(PoolHooks):
     settings: Settings
     store: Store
     payloads: Payloads
+    events: EventLog
     live: dict[str, RequestRun]
     recent: OrderedDict[str, Outcome]
     _loop: asyncio.AbstractEventLoop | None
@@ -62,6 +64,7 @@ class CallRouter(PoolHooks):
         container = call.slot.container.id if call.slot is not None else ""
         first = run.status == "pending"
         run.status = "running"
+        self.events.call_started(call, container)
 
         def write(conn: Any) -> None:
             j.start_call(conn, run.id, call.call_id, attempts, now)
@@ -97,6 +100,7 @@ class CallRouter(PoolHooks):
             self._set_state(slot, msg[1], msg[2], msg[3], msg[4])
         elif kind == "progress":
             self._progress_resets_clock(msg[1], msg[2])
+            self.events.progress(msg[1], msg[2], msg[3], msg[4], msg[5])
             row = {
                 "request_id": msg[1],
                 "call_id": msg[2],
@@ -106,6 +110,8 @@ class CallRouter(PoolHooks):
                 "created_at": time.time(),
             }
             self.store.submit(lambda c: j.add_progress(c, row), lazy=True)
+        elif kind == "logs":  # what the container's calls printed and logged
+            self.events.logs(slot.container.id, slot.pool.name, msg[1])
         elif kind == "metric":
             row = {
                 "request_id": msg[1],
@@ -289,6 +295,7 @@ class CallRouter(PoolHooks):
 
     def _end_attempt(self, call: Call, status: str, error: dict[str, Any] | None = None) -> None:
         rid, cid, attempt, now = call.run.id, call.call_id, call.attempts, time.time()
+        self.events.call_finished(call, status, error)
         self.store.submit(
             lambda c: j.end_attempt(c, rid, cid, attempt, status, now, error), lazy=True
         )
@@ -362,6 +369,7 @@ class CallRouter(PoolHooks):
         while len(self.recent) > RECENT_OUTCOMES:
             self.recent.popitem(last=False)
         run.done.set()
+        self.events.finished(run, status, error)
         self.live.pop(run.id, None)
         if not self.live:
             self._drained.set()

@@ -18,6 +18,7 @@ Container -> server:
   ("state_get", token, request_id, key) / ("state_set", token, request_id, key, data)
   ("progress", request_id, call_id, current, total, message)
   ("metric", request_id, call_id, kind, name, value)
+  ("logs", [(request_id, call_id, stream, time, level, text), ...])   see runtime/logcapture.py
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cove.errors import FunctionError, RequestError
+from cove.runtime.logcapture import capture_output
 from cove.runtime.protocol import BlockingChannel
 from cove.sdk.codec import application_signature, decode_arguments, dumps, encode_output_ref, loads
 from cove.sdk.context import CallScope, CallSpec, enable_process_fallback
@@ -120,6 +121,7 @@ class Worker:
         self.functions = registered_functions(module)
         self.fn = self.functions[function]
         self.pool = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="cove-call")
+        self.logs = capture_output(channel)  # each call's prints and logging, to the server
 
     def serve(self) -> None:
         while True:
@@ -143,6 +145,7 @@ class Worker:
             else:
                 args, kwargs = loads(payload, f"arguments of {fn.name}")
             result = run_body(fn, scope, args, kwargs)
+            self.logs.finish(request_id, call_id)  # its lines reach the server before its result
             if isinstance(result, TailCall):
                 spec = result.spec
                 data = dumps((spec.args, spec.kwargs), f"arguments of {spec.function_name}")
@@ -158,6 +161,7 @@ class Worker:
                 body, content_type = dumps(result, f"output of {fn.name}"), "application/pickle"
             self.channel.send(("done", request_id, call_id, body, content_type))
         except BaseException as exc:
+            self.logs.finish(request_id, call_id)
             self.channel.send(("failed", request_id, call_id, classify(fn.name, exc).to_dict()))
 
 

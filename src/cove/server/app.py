@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,8 @@ from fastapi import FastAPI
 from cove import __version__
 from cove.engine.engine import Engine
 from cove.engine.settings import Settings
-from cove.server import applications, errors, images, requests, secrets
+from cove.server import applications, errors, images, observe, prometheus, requests, secrets
+from cove.telemetry import tracing_from_env
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -22,11 +24,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         eng = engine or Engine(settings)
         app.state.engine = eng
         app.state.secrets = eng.secrets
+        app.state.prometheus = prometheus.EngineMetrics(eng)
+        traces = tracing_from_env(eng.events, os.environ)  # OTLP export when configured
         await eng.start()
         try:
             yield
         finally:
             await eng.stop()
+            if traces is not None:
+                traces.shutdown()
 
     app = FastAPI(
         title="Cove",
@@ -39,6 +45,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(images.router)
     app.include_router(requests.router)
     app.include_router(secrets.router)
+    app.include_router(observe.router)
+    app.include_router(prometheus.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -19,7 +19,7 @@ from cove.errors import (
     NotFoundError,
     RequestFailed,
 )
-from cove.server import views
+from cove.server import observe, views
 from cove.server.applications import engine_of
 from cove.server.errors import error_response
 from cove.server.files import output_response
@@ -53,6 +53,8 @@ async def invoke(
     values = await read_arguments(request, manifest, upload)
     key = request.headers.get("idempotency-key")
     request_id, _created = await engine.invoke(app, values, key, fingerprint(values))
+    if observe.wants_event_stream(request):  # the request's events, live (GET .../progress)
+        return observe.progress_stream(engine.events, request_id)
     if seconds:
         await engine.wait(request_id, seconds)
         return await _output(request, app, request_id, pending_status=202)

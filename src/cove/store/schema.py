@@ -150,3 +150,30 @@ request_replays = Table(
     Column("from_version", Integer, nullable=False),
     Column("diverged", Text),
 )
+
+
+# -- version 3: what a request shows while it runs (cove.engine.events) -------------------
+request_events = Table(
+    "request_events",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+call_logs = Table(
+    "call_logs",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("call_id", String(300), nullable=False),
+    Column("function", String(300), nullable=False),
+    Column("attempt", Integer),
+    Column("container", String(300)),
+    Column("stream", String(20), nullable=False),
+    Column("level", String(20)),
+    Column("message", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

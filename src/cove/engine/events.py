@@ -1,0 +1,347 @@
+"""A request's event stream and its calls' logs: journaled, and fanned out to live readers.
+
+The engine reports what happens to a request (it started, a call attempt started or
+finished, a progress update, the request finished) and what its calls printed; each gets
+the next number of its request's stream (``seq``, the Server-Sent Events id). Entries are
+kept in memory while the request runs (and a while after) so readers follow them live,
+and journaled with lazy writes: they commit with the next durable write or within
+``LAZY_FLUSH_SECONDS``, since nobody waits on them. A reader that resumes from a number
+gets the journal's entries after it, then the live ones.
+
+Listeners (Prometheus counters, OpenTelemetry spans) receive every event as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from cove.store import journal as j
+from cove.store import observations as obs
+
+if TYPE_CHECKING:
+    from cove.engine.model import Call, RequestRun
+    from cove.store import Store
+
+log = logging.getLogger(__name__)
+
+#: JSON outputs up to this size travel inline in the ``request_finished`` event.
+INLINE_OUTPUT_LIMIT = 8192
+#: Log lines of a request kept in memory for live readers (older ones come from the journal).
+LOG_WINDOW = 5000
+#: Finished requests whose streams stay in memory, for readers that arrive just after.
+RECENT_FEEDS = 256
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Entry:
+    """One numbered entry of a request's event stream (``kind``: the event type) or its log
+    (``kind == "log"``)."""
+
+    seq: int
+    kind: str
+    at: float
+    data: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.seq, "type": self.kind, "at": iso(self.at), **self.data}
+
+
+Listener = Callable[[str, str, Entry], None]
+"""Called with ``(request_id, application, event)`` for every event, on the event loop."""
+
+
+class Stream:
+    """Numbered entries in memory, and a signal that wakes readers when one is added."""
+
+    def __init__(self, next_seq: int, window: int | None) -> None:
+        self.items: deque[Entry] = deque(maxlen=window)
+        self.next_seq = next_seq
+        self.changed = asyncio.Event()
+
+    def append(self, kind: str, at: float, data: dict[str, Any]) -> Entry:
+        entry = Entry(self.next_seq, kind, at, data)
+        self.next_seq += 1
+        self.items.append(entry)
+        # Wake every reader waiting on the old signal; later readers wait on the new one.
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+        return entry
+
+
+@dataclass
+class CallInfo:
+    """The latest attempt of a call, as its ``call_started`` event told."""
+
+    function: str
+    attempt: int
+    container: str
+    started: float
+
+
+@dataclass(eq=False)
+class Feed:
+    """The streams of one request in this server."""
+
+    request_id: str
+    app: str
+    events: Stream
+    logs: Stream
+    calls: dict[str, CallInfo] = field(default_factory=dict)
+    done: bool = False
+
+
+class EventLog:
+    """Every request's events and logs: emitted by the engine, read by the HTTP API."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.feeds: dict[str, Feed] = {}
+        self.recent: OrderedDict[str, Feed] = OrderedDict()
+        self.listeners: list[Listener] = []
+        # Rows waiting for the writer; one lazy write drains them all.
+        self._rows: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        self._rows_lock = threading.Lock()
+
+    # -- what the engine reports --------------------------------------------------------
+    def opened(self, run: RequestRun) -> None:
+        """A new request: its stream starts at 1."""
+        self._open(run, 0, 0, resumed=False)
+
+    async def resumed(self, run: RequestRun) -> None:
+        """A request runs again (after a restart, or replayed): its stream goes on."""
+        last_event, last_log = await self.store.read(lambda c: obs.last_seqs(c, run.id))
+        earlier = self.recent.get(run.id)
+        if earlier is not None:  # its last entries may not be journaled yet
+            last_event = max(last_event, earlier.events.next_seq - 1)
+            last_log = max(last_log, earlier.logs.next_seq - 1)
+        self._open(run, last_event, last_log, resumed=True)
+
+    def _open(self, run: RequestRun, last_event: int, last_log: int, resumed: bool) -> None:
+        self.recent.pop(run.id, None)
+        feed = Feed(run.id, run.app, Stream(last_event + 1, None), Stream(last_log + 1, LOG_WINDOW))
+        self.feeds[run.id] = feed
+        data = {
+            "application": run.app,
+            "application_version": run.version.version,
+            "resumed": resumed,
+        }
+        self._emit(feed, "request_started", data)
+
+    def call_started(self, call: Call, container: str) -> None:
+        feed = self.feeds.get(call.run.id)
+        if feed is None:
+            return
+        retry = call.call_id in feed.calls
+        feed.calls[call.call_id] = CallInfo(call.function, call.attempts, container, time.time())
+        data = {
+            "call_id": call.call_id,
+            "function": call.function,
+            "parent_id": call.parent.call_id if call.parent is not None else None,
+            "attempt": call.attempts,
+            "container": container,
+            "retry": retry,
+        }
+        self._emit(feed, "call_started", data)
+
+    def call_finished(self, call: Call, status: str, error: dict[str, Any] | None) -> None:
+        """An attempt ended: ``succeeded``, ``failed``, ``lost`` (its container died) or
+        ``tail_call`` (it handed its output over to another call)."""
+        feed = self.feeds.get(call.run.id)
+        if feed is None:
+            return
+        info = feed.calls.get(call.call_id)
+        now = time.time()
+        data = {
+            "call_id": call.call_id,
+            "function": call.function,
+            "attempt": call.attempts,
+            "container": info.container if info else None,
+            "status": status,
+            "duration": round(now - info.started, 6) if info else None,
+            "error": _brief(error),
+        }
+        self._emit(feed, "call_finished", data, now)
+
+    def progress(
+        self, request_id: str, call_id: str, current: float, total: float, message: str | None
+    ) -> None:
+        feed = self.feeds.get(request_id)
+        if feed is None:
+            return
+        info = feed.calls.get(call_id)
+        data = {
+            "call_id": call_id,
+            "function": info.function if info else None,
+            "current": current,
+            "total": total,
+            "message": message,
+        }
+        self._emit(feed, "progress", data)
+
+    def finished(self, run: RequestRun, status: str, error: dict[str, Any] | None) -> None:
+        feed = self.feeds.pop(run.id, None)
+        if feed is None:
+            return
+        data: dict[str, Any] = {"status": status, "error": _brief(error)}
+        root = run.calls.get("0")
+        if status == "succeeded" and root is not None:
+            data.update(output_fields(run.app, run.id, root.output, root.content_type))
+        feed.done = True
+        self._emit(feed, "request_finished", data)
+        self.recent[run.id] = feed
+        while len(self.recent) > RECENT_FEEDS:
+            self.recent.popitem(last=False)
+
+    def logs(self, container: str, function: str, lines: list[tuple[Any, ...]]) -> None:
+        """Lines a container captured: ``(request_id, call_id, stream, time, level, text)``."""
+        for request_id, call_id, stream, at, level, text in lines:
+            feed = self.feeds.get(request_id) or self.recent.get(request_id)
+            if feed is None:
+                log.debug("log line of unknown request %s dropped", request_id)
+                continue
+            info = feed.calls.get(call_id)
+            same = info is not None and info.container == container
+            data = {
+                "call_id": call_id,
+                "function": info.function if info else function,
+                "attempt": info.attempt if info and same else None,
+                "container": container,
+                "stream": stream,
+                "level": level,
+                "message": text,
+            }
+            entry = feed.logs.append("log", at, data)
+            self._journal(1, {"request_id": request_id, "seq": entry.seq, "created_at": at, **data})
+
+    def _emit(self, feed: Feed, kind: str, data: dict[str, Any], at: float | None = None) -> None:
+        entry = feed.events.append(kind, at or time.time(), data)
+        row = {
+            "request_id": feed.request_id,
+            "seq": entry.seq,
+            "kind": kind,
+            "data": data,
+            "created_at": entry.at,
+        }
+        self._journal(0, row)
+        for listener in self.listeners:
+            try:
+                listener(feed.request_id, feed.app, entry)
+            except Exception:
+                log.exception("event listener failed")
+
+    def _journal(self, table: int, row: dict[str, Any]) -> None:
+        with self._rows_lock:
+            first = not self._rows[0] and not self._rows[1]
+            self._rows[table].append(row)
+        if first:  # one lazy write takes every row added until it runs
+            self.store.submit(self._drain, lazy=True)
+
+    def _drain(self, conn: Any) -> None:
+        with self._rows_lock:
+            events, logs = self._rows
+            self._rows = ([], [])
+        obs.add_events(conn, events)
+        obs.add_logs(conn, logs)
+
+    # -- reading ------------------------------------------------------------------------
+    def _feed(self, request_id: str) -> Feed | None:
+        return self.feeds.get(request_id) or self.recent.get(request_id)
+
+    def running(self, request_id: str) -> bool:
+        return request_id in self.feeds
+
+    async def snapshot(self, request_id: str, after: int = 0, logs: bool = False) -> list[Entry]:
+        """Every entry after ``after`` known now: from memory when it holds them, else from
+        the journal and then memory. A request that is not running here ends with its
+        ``request_finished`` event (rebuilt from its row if the journal lacks it)."""
+        feed = self._feed(request_id)
+        memory: list[Entry] = []
+        if feed is not None:
+            stream = feed.logs if logs else feed.events
+            memory = list(stream.items)
+            if memory and memory[0].seq <= after + 1:
+                return [e for e in memory if e.seq > after]
+        stored = await self.store.read(lambda c: self._stored(c, request_id, after, logs))
+        last = stored[-1].seq if stored else after
+        entries = stored + [e for e in memory if e.seq > last]
+        if feed is None and not logs and (not entries or entries[-1].kind != "request_finished"):
+            final = await self.store.read(lambda c: j.get_request(c, request_id))
+            if final is not None and final["status"] in FINAL:
+                entries.append(_final_entry(final, (entries[-1].seq if entries else after) + 1))
+        return entries
+
+    @staticmethod
+    def _stored(conn: Any, request_id: str, after: int, logs: bool) -> list[Entry]:
+        if logs:
+            rows = obs.logs_after(conn, request_id, after)
+            keys = ("call_id", "function", "attempt", "container", "stream", "level", "message")
+            return [Entry(r["seq"], "log", r["created_at"], {k: r[k] for k in keys}) for r in rows]
+        rows = obs.events_after(conn, request_id, after)
+        return [Entry(r["seq"], r["kind"], r["created_at"], r["data"]) for r in rows]
+
+    async def follow(
+        self, request_id: str, after: int = 0, logs: bool = False, keepalive: float = 15.0
+    ) -> AsyncIterator[Entry | None]:
+        """Entries after ``after``, then live ones as they come, until the request finishes.
+        Yields None when ``keepalive`` seconds pass without one."""
+        cursor = after
+        while True:
+            feed = self._feed(request_id)
+            changed = (feed.logs if logs else feed.events).changed if feed else None
+            for entry in await self.snapshot(request_id, cursor, logs):
+                cursor = entry.seq
+                yield entry
+            if feed is None or feed.done or changed is None:
+                return
+            try:
+                await asyncio.wait_for(changed.wait(), keepalive)
+            except TimeoutError:
+                yield None
+
+
+def output_fields(
+    app: str, request_id: str, output: bytes | None, content_type: str | None
+) -> dict[str, Any]:
+    """Where a finished request's output is: inline when it is small JSON, and its URL."""
+    fields: dict[str, Any] = {
+        "output_url": f"/applications/{app}/requests/{request_id}/output",
+        "content_type": content_type,
+    }
+    json_type = (content_type or "application/json").startswith("application/json")
+    if output is not None and json_type and len(output) <= INLINE_OUTPUT_LIMIT:
+        with contextlib.suppress(ValueError):
+            fields["output"] = json.loads(output)
+    return fields
+
+
+def _final_entry(row: dict[str, Any], seq: int) -> Entry:
+    """A ``request_finished`` event rebuilt from the request's row (its lazy event was not
+    journaled before the server stopped)."""
+    error = json.loads(row["error"]) if row["error"] else None
+    data: dict[str, Any] = {"status": row["status"], "error": _brief(error)}
+    if row["status"] == "succeeded":
+        data["output_url"] = f"/applications/{row['app']}/requests/{row['id']}/output"
+        data["content_type"] = row["content_type"]
+    return Entry(seq, "request_finished", row["finished_at"] or time.time(), data)
+
+
+def _brief(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not error:
+        return None
+    keys = ("reason", "function_name", "message", "error_type")
+    return {k: error.get(k) for k in keys}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
