@@ -97,7 +97,12 @@ def _watch(c: Client, paths: list[Path], stop: threading.Event) -> None:
 
 
 def run_server(
-    host: str, port: int, data_dir: Path, deploy: list[Path], watch: bool = False
+    host: str,
+    port: int,
+    data_dir: Path,
+    deploy: list[Path],
+    watch: bool = False,
+    retention_days: float | None = None,
 ) -> None:
     """Run a server in the foreground; deploy ``deploy`` into it once it answers."""
     from cove.engine.settings import Settings
@@ -111,6 +116,8 @@ def run_server(
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the deploy thread's requests
     settings = Settings(host=host, port=port, data_dir=data_dir)
+    if retention_days is not None:  # else COVE_RETENTION_DAYS, if set
+        settings.retention_days = retention_days
     url = local_url(host, port)
     console.print(
         Text.assemble(
@@ -143,9 +150,17 @@ def server(
             help="A .py file, or a folder of them, to deploy once the server is up. Repeatable.",
         ),
     ] = None,
+    retention_days: Annotated[
+        float | None,
+        typer.Option(
+            "--retention-days",
+            min=0.0001,
+            help="Remove finished requests older than this many days, with their blobs.",
+        ),
+    ] = None,
 ) -> None:
     """Run a Cove server on the embedded store (SQLite in the data folder)."""
-    run_server(host, port, data_dir, deploy or [])
+    run_server(host, port, data_dir, deploy or [], retention_days=retention_days)
 
 
 def dev(

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cove import __version__
+from cove.blobs.cleanup import Cleaner
 from cove.engine.engine import Engine
 from cove.engine.settings import Settings
 from cove.server import applications, errors, images, observe, prometheus, requests, secrets
@@ -27,9 +28,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.prometheus = prometheus.EngineMetrics(eng)
         traces = tracing_from_env(eng.events, os.environ)  # OTLP export when configured
         await eng.start()
+        cleaner = app.state.cleaner = Cleaner(eng)  # retention and blob cleanup passes
+        cleaner.start()
         try:
             yield
         finally:
+            await cleaner.stop()
             await eng.stop()
             if traces is not None:
                 traces.shutdown()

@@ -102,5 +102,8 @@ def _idle(version: Version, name: str) -> dict[str, Any]:
 @router.delete("/applications/{app}", status_code=204, summary="Delete an application")
 async def delete_application(app: str, request: Request) -> Response:
     """Cancels the application's running requests and removes it with its history."""
+    cleaner = request.app.state.cleaner
+    await cleaner.forget_app(app)  # its blobs go in the next cleanup pass, started now
     await engine_of(request).delete_application(app)
+    cleaner.run_soon()
     return Response(status_code=204)
