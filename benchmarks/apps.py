@@ -57,3 +57,21 @@ def bursty(x: int) -> int:
 @function(description="Burst: many concurrent requests against a warm, bounded pool.")
 def bench_burst(x: int) -> int:
     return bursty(x)
+
+
+@function(description="The reduce step of the fan-out benchmark: one call over every result.")
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@application(tags={"suite": "benchmarks"})
+@function(description="Fan-out/fan-in: n separate calls of inc started at once, then a reduce.")
+def bench_fanout(n: int) -> int:
+    futures = [inc.future(i).run() for i in range(n)]
+    return total([f.result() for f in futures])
+
+
+@application(tags={"suite": "benchmarks"})
+@function(warm_containers=1, description="Warm start: its container starts before any call.")
+def bench_warm() -> int:
+    return 0

@@ -1,101 +1,293 @@
-"""Tables of results: rich in a terminal (plain text otherwise), and Markdown for docs."""
+"""Tables of results: the comparison (Cove against the reference systems, with the issue's
+targets), Cove's details per SQLite level; rich in a terminal, plain text otherwise, and
+Markdown for the README and docs."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+REFERENCE_NAMES = {"tensorlake": "tensorlake local runner", "dbos": "DBOS (SQLite)"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measured value: missing, a lower bound (time-boxed), or skipped with a reason."""
+
+    value: float | None = None
+    lower_bound: bool = False
+    note: str | None = None  # why there is no value
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None and not math.isnan(self.value)
+
+
+@dataclass(frozen=True)
+class Target:
+    limit: float
+    higher_is_better: bool = False
+
+    def text(self, unit: str) -> str:
+        return f"{'≥' if self.higher_is_better else '≤'} {_fmt(self.limit, unit)}"
+
 
 @dataclass(frozen=True)
 class Row:
-    """One figure of the table: how to read it from a level's results, and its target."""
+    """One line of the comparison: how to read it from Cove's and a reference's results."""
 
     name: str
-    get: Callable[[dict[str, Any]], float | None]
     unit: str
-    target: float | None = None  # at most this, when the counts are the full ones
-    full_only: bool = False  # the target holds for the full counts only
-
-    def value(self, level: dict[str, Any]) -> float | None:
-        try:
-            return self.get(level)
-        except (KeyError, TypeError):
-            return None
+    cove: Callable[[dict[str, Any]], Cell]
+    reference: Callable[[dict[str, Any]], Cell] | None = None  # None: Cove only
+    target: Target | None = None
+    why: str = ""  # what a miss comes from, printed when the target is missed
 
 
-def rows(items: int, repeats: int) -> list[Row]:
+# -- reading results ------------------------------------------------------------------------
+def _get(data: dict[str, Any], *path: str) -> Cell:
+    value: Any = data
+    try:
+        for key in path:
+            value = value[key]
+    except (KeyError, TypeError, IndexError):
+        return Cell()
+    return Cell(float(value)) if isinstance(value, int | float) else Cell()
+
+
+def job_cell(ref: dict[str, Any], key: str, field: str = "median_s", scale: float = 1.0) -> Cell:
+    """A reference job's figure: measured, time-boxed (a lower bound) or skipped."""
+    job = ref.get("jobs", {}).get(key)
+    if job is None:
+        return Cell()
+    if job.get("skipped"):
+        return Cell(note=f"skipped: {job['skipped']}")
+    if job.get(field) is not None:
+        return Cell(job[field] * scale)
+    if job.get("time_boxed"):
+        bound = max(job.get("lower_bound_s") or 0.0, ref.get("time_box_s") or 0.0)
+        return Cell(bound * scale, lower_bound=True, note="time-boxed")
+    return Cell()
+
+
+def _growth(small: Cell, big: Cell) -> Cell:
+    if not (small.known and big.known) or small.lower_bound:
+        return Cell()
+    assert small.value is not None and big.value is not None
+    return Cell(big.value / small.value, lower_bound=big.lower_bound)
+
+
+def _reference_peak(ref: dict[str, Any]) -> Cell:
+    peaks = [j["peak_rss_mb"] for j in ref.get("jobs", {}).values() if j.get("peak_rss_mb")]
+    return Cell(max(peaks)) if peaks else Cell()
+
+
+def comparison_rows(counts: dict[str, Any]) -> list[Row]:
+    """The comparison's rows for these counts; targets hold at the issue's sizes only."""
+    items = counts["fanout_items"]
+    sizes = [int(n) for n in counts["map_sizes"]]
+    no_ref = None
+    rows = [
+        Row("No-arg application round trip, p50 (Cove: over HTTP)", "ms",
+            lambda c: _get(c, "round_trip", "p50_ms"),
+            lambda r: job_cell(r, "noop", "p50_ms"),
+            Target(2.0),
+            "two commits precede the answer at synchronous=FULL (the request's record and its "
+            "output, one fsync each), plus HTTP parsing and a hop to the container"),
+    ]  # fmt: skip
+    map_targets = {1000: 0.5, 10000: 5.0}
+    for n in sizes:
+        target = Target(map_targets[n]) if n in map_targets else None
+        rows.append(
+            Row(f"Map over {n:,} items of a trivial function", "s",
+                lambda c, n=n: _get(c, "maps", str(n), "median_s"),
+                lambda r, n=n: job_cell(r, f"map-{n}"),
+                target,
+                "each item is a journaled call dispatched to a container and answered over a "
+                "pipe; the server is one Python process (one GIL) on 2 shared cores")
+        )  # fmt: skip
+    if 1000 in sizes and 10000 in sizes:
+        rows.append(
+            Row("Map growth 1,000 → 10,000 items (10x is linear)", "x",
+                lambda c: _growth(_get(c, "maps", "1000", "median_s"),
+                                  _get(c, "maps", "10000", "median_s")),
+                lambda r: _growth(job_cell(r, "map-1000"), job_cell(r, "map-10000")),
+                Target(12.0),
+                "per-item costs grow with the number of calls in flight")
+        )  # fmt: skip
+    full = items == 1000
+    rows += [
+        Row(f"{items:,} sequential blocking child calls", "s",
+            lambda c: _get(c, "sequential", "median_s"),
+            lambda r: job_cell(r, f"sequential-{items}"),
+            Target(0.75) if full else None,
+            "each child's output is committed (an fsync at FULL) before its parent sees it"),
+        Row(f"Fan-out/fan-in of {items:,} calls, then a reduce", "s",
+            lambda c: _get(c, "fanout", "median_s"),
+            lambda r: job_cell(r, f"fanout-{items}"),
+            Target(0.75) if full else None,
+            "every call is a separate request to the scheduler: the parent sends 1,000 "
+            "call frames and waits for 1,000 answers"),
+        Row("Container cold start, p50 (decision to ready)", "ms",
+            lambda c: _get(c, "cold_start", "p50_ms"), no_ref, Target(50.0)),
+        Row("Container cold start, p99", "ms", lambda c: _get(c, "cold_start", "p99_ms")),
+        Row("Warm start (first request on an idle warm container), p50", "ms",
+            lambda c: _get(c, "cold_start", "warm_p50_ms")),
+        Row(f"Throughput, no-arg app, {counts['throughput_clients']} HTTP clients", "req/s",
+            lambda c: _get(c, "throughput", "requests_per_s"), no_ref,
+            Target(1500.0, higher_is_better=True),
+            "every request is two commits and a container round trip through one Python "
+            "process on 2 cores shared with the clients"),
+        Row("Server RSS, idle after the runs", "MB",
+            lambda c: _get(c, "memory", "server_rss_mb"), no_ref, Target(120.0),
+            "Python, SQLAlchemy, the ASGI stack and the journal's caches"),
+        Row("Peak RSS (Cove: server VmHWM; others: their one process)", "MB",
+            lambda c: _get(c, "memory", "server_peak_rss_mb"), _reference_peak),
+        Row("One idle container's RSS", "MB",
+            lambda c: _get(c, "memory", "container_rss_mb"), no_ref, Target(40.0),
+            "a container imports cove (pydantic, cloudpickle, httpx) and the user's module"),
+    ]  # fmt: skip
+    return rows
+
+
+# -- judging and formatting -----------------------------------------------------------------
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if unit == "ms":
+        return f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
+    if unit == "s":
+        return f"{value:.3f} s" if value < 10 else f"{value:,.1f} s"
+    if unit == "x":
+        return f"{value:.1f}x"
+    if unit == "req/s":
+        return f"{value:,.0f} req/s"
+    return f"{value:,.1f} {unit}"
+
+
+def cell_text(cell: Cell, unit: str) -> str:
+    if cell.note and cell.note.startswith("skipped"):
+        return "skipped"
+    if not cell.known:
+        return "-"
+    text = _fmt(cell.value, unit)
+    return f"> {text} (time-boxed)" if cell.lower_bound else text
+
+
+def ratio(cove: Cell, other: Cell, higher_is_better: bool = False) -> str:
+    """How many times better Cove is than ``other`` (its time over Cove's, or the reverse)."""
+    if not (cove.known and other.known) or cove.lower_bound:
+        return "-"
+    assert cove.value is not None and other.value is not None
+    if cove.value <= 0 or other.value <= 0:
+        return "-"
+    times = cove.value / other.value if higher_is_better else other.value / cove.value
+    text = f"{times:,.1f}x" if times < 100 else f"{times:,.0f}x"
+    if other.lower_bound:
+        return f"> {text} faster"
+    return f"{text} faster" if times >= 1 else f"{text} (slower)"
+
+
+def verdict(cell: Cell, target: Target | None, unit: str) -> str:
+    """``met`` or ``missed by <amount> (x<factor>)``; empty without a target or a value."""
+    if target is None or not cell.known:
+        return ""
+    assert cell.value is not None
+    value, limit = cell.value, target.limit
+    if target.higher_is_better:
+        if value >= limit:
+            return "met"
+        return f"missed by {_fmt(limit - value, unit)} (x{value / limit:.2f})"
+    if value <= limit and not cell.lower_bound:
+        return "met"
+    return f"missed by {_fmt(value - limit, unit)} (x{value / limit:.1f})"
+
+
+def comparison_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, rows, and footnotes (skip reasons, and why each missed target is missed)."""
+    levels = results.get("levels") or [{}]
+    refs: dict[str, dict[str, Any]] = results.get("references", {})
+    systems = [s for s in REFERENCE_NAMES if s in refs]
+    cove_label = "Cove" + (f" {levels[0].get('synchronous', '')}" if len(levels) > 1 else "")
+    header = ["Workload", "Target", cove_label]
+    header += [f"Cove {lvl.get('synchronous', '')}" for lvl in levels[1:]]
+    header += [REFERENCE_NAMES[s] for s in systems]
+    header += [f"Cove vs {REFERENCE_NAMES[s].split()[0]}" for s in systems]
+    header += ["Target met?" if len(levels) == 1 else f"Target met? ({levels[0]['synchronous']})"]
+    body: list[list[str]] = []
+    notes: list[str] = []
+    for row in comparison_rows(results["counts"]):
+        cove_cells = [row.cove(lvl) for lvl in levels]
+        cells = [row.name, row.target.text(row.unit) if row.target else "-"]
+        cells += [cell_text(c, row.unit) for c in cove_cells]
+        ref_cells = {}
+        for s in systems:
+            ref_cells[s] = row.reference(refs[s]) if row.reference else Cell(note="n/a")
+            cells.append(cell_text(ref_cells[s], row.unit) if row.reference else "n/a")
+            note = ref_cells[s].note
+            if note and note.startswith("skipped"):
+                notes.append(f"{REFERENCE_NAMES[s]}, {row.name.lower()}: {note}")
+        higher = bool(row.target and row.target.higher_is_better)
+        cells += [ratio(cove_cells[0], ref_cells[s], higher) if row.reference else "-"
+                  for s in systems]  # fmt: skip
+        judged = verdict(cove_cells[0], row.target, row.unit)
+        if judged and results.get("quick") and row.target is not None:
+            judged += " (--quick)"
+        cells.append(judged or "-")
+        if judged.startswith("missed") and row.why:
+            notes.append(f"{row.name} missed: {row.why}.")
+        body.append(cells)
+    return header, body, notes
+
+
+Getter = Callable[[dict[str, Any]], Cell]
+
+
+def detail_rows(items: int, repeats: int) -> list[tuple[str, Getter, str]]:
+    """Cove's own figures, one column per SQLite synchronous level."""
     runs = f"median of {repeats}" if repeats > 1 else "1 run"
     return [
-        Row("Round trip p50 (no-arg app, keep-alive)", lambda r: r["round_trip"]["p50_ms"], "ms",
-            5),
-        Row("Round trip p99", lambda r: r["round_trip"]["p99_ms"], "ms"),
-        Row("  server CPU per request", lambda r: r["round_trip"]["server_cpu_ms_per_call"], "ms"),
-        Row(f"Map of {items} items, end to end ({runs})", lambda r: r["map"]["median_s"], "s",
-            1.0, full_only=True),
-        Row("  per item", lambda r: r["map"]["per_call_ms"], "ms"),
-        Row("  server CPU per item", lambda r: r["map"]["server_cpu_ms_per_call"], "ms"),
-        Row(f"{items} sequential child calls ({runs})", lambda r: r["sequential"]["median_s"], "s",
-            1.5, full_only=True),
-        Row("  per call", lambda r: r["sequential"]["per_call_ms"], "ms"),
-        Row("  server CPU per call", lambda r: r["sequential"]["server_cpu_ms_per_call"], "ms"),
-        Row("Server RSS, idle after the runs", lambda r: r["memory"]["server_rss_mb"], "MB", 150),
-        Row("Server peak RSS (VmHWM)", lambda r: r["memory"]["server_peak_rss_mb"], "MB"),
-        Row("One idle container's RSS", lambda r: r["memory"]["container_rss_mb"], "MB"),
-        Row("Containers running / their total RSS",
-            lambda r: r["memory"]["containers_rss_total_mb"], "MB"),
-        Row("Cold start p50 (decision to ready, forked)", lambda r: r["cold_start"]["p50_ms"],
-            "ms", 50),
-        Row("Cold start p99", lambda r: r["cold_start"]["p99_ms"], "ms"),
-        Row("Burst of concurrent requests (warm 4, max 8): total",
-            lambda r: r["burst"]["total_s"], "s"),
-        Row("  latency p50", lambda r: r["burst"]["p50_ms"], "ms"),
-        Row("  latency p99", lambda r: r["burst"]["p99_ms"], "ms"),
-        Row("Cold first call (template + container start)", lambda r: r["cold_first_call_s"],
-            "s"),
-        Row("Server start until /healthz", lambda r: r["startup_s"], "s"),
+        ("Round trip p50 (no-arg app, keep-alive)", lambda r: _get(r, "round_trip", "p50_ms"),
+         "ms"),
+        ("Round trip p99", lambda r: _get(r, "round_trip", "p99_ms"), "ms"),
+        ("  server CPU per request",
+         lambda r: _get(r, "round_trip", "server_cpu_ms_per_call"), "ms"),
+        (f"Map of {items} items ({runs}): server CPU per item",
+         lambda r: _get(r, "maps", str(items), "server_cpu_ms_per_call"), "ms"),
+        (f"{items} sequential child calls ({runs}): per call",
+         lambda r: _get(r, "sequential", "per_call_ms"), "ms"),
+        ("  server CPU per call", lambda r: _get(r, "sequential", "server_cpu_ms_per_call"), "ms"),
+        (f"Fan-out of {items} + reduce: server CPU per call",
+         lambda r: _get(r, "fanout", "server_cpu_ms_per_call"), "ms"),
+        ("Throughput latency p50", lambda r: _get(r, "throughput", "p50_ms"), "ms"),
+        ("Throughput latency p99", lambda r: _get(r, "throughput", "p99_ms"), "ms"),
+        ("Burst of concurrent requests (warm 4, max 8): total",
+         lambda r: _get(r, "burst", "total_s"), "s"),
+        ("  latency p99", lambda r: _get(r, "burst", "p99_ms"), "ms"),
+        ("Server RSS, idle after the first call",
+         lambda r: _get(r, "memory_before", "server_rss_mb"), "MB"),
+        ("Containers running at the end / their total RSS",
+         lambda r: _get(r, "memory", "containers_rss_total_mb"), "MB"),
+        ("Cold first call (template + container start)", lambda r: _get(r, "cold_first_call_s"),
+         "s"),
+        ("Server start until /healthz", lambda r: _get(r, "startup_s"), "s"),
     ]  # fmt: skip
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "ms":
-        return f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
-    if unit == "s":
-        return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
-    return f"{value:.1f} {unit}"
-
-
-def _target(row: Row) -> str:
-    return "-" if row.target is None else f"≤ {row.target:g} {row.unit}"
-
-
-def _verdict(row: Row, value: float | None, quick: bool) -> str:
-    if row.target is None or value is None:
-        return ""
-    if quick and row.full_only:
-        return "quick: no target"
-    if value <= row.target:
-        return "met"
-    return f"missed x{value / row.target:.1f}"
-
-
-def table_data(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def detail_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     counts = results["counts"]
-    quick = results["quick"]
     levels = results["levels"]
-    header = ["Figure", "Target"] + [lvl["label"] for lvl in levels]
+    header = ["Cove figure"] + [lvl["label"] for lvl in levels]
     body = []
-    for row in rows(counts["fanout_items"], counts["repeats"]):
-        cells = [row.name, _target(row)]
+    for name, get, unit in detail_rows(counts["fanout_items"], counts["repeats"]):
+        cells = [name]
         for lvl in levels:
-            value = row.value(lvl)
-            text = _fmt(value, row.unit)
-            if row.name.startswith("Containers running"):
+            text = cell_text(get(lvl), unit)
+            if name.startswith("Containers running"):
                 text = f"{lvl.get('memory', {}).get('containers', '-')} / {text}"
-            verdict = _verdict(row, value, quick)
-            cells.append(f"{text} ({verdict})" if verdict else text)
+            cells.append(text)
         body.append(cells)
     return header, body
 
@@ -111,40 +303,82 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
     ]
 
 
+def reference_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for system, ref in results.get("references", {}).items():
+        lines.append(
+            f"{REFERENCE_NAMES.get(system, system)}: {system} {ref.get('version')} "
+            f"in {ref.get('venv')}, time box {ref.get('time_box_s'):g} s per workload"
+            + (f", installed in {ref['install_s']} s" if ref.get("install_s") else "")
+        )
+    return lines
+
+
+def _plain(header: list[str], body: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    for r in [header, *body]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
 def print_report(results: dict[str, Any]) -> None:
-    header, body = table_data(results)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:  # plain text
-        for line in machine_lines(results["machine"]):
-            print(line)
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-        for r in [header, *body]:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-        return
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=140)
-    for line in machine_lines(results["machine"]):
-        console.print(line, style="dim", highlight=False)
-    title = "Cove benchmarks"
+    header, body, notes = comparison_table(results)
+    has_levels = bool(results.get("levels"))
+    title = "Cove against the reference systems"
     if results.get("experiment"):
         title += f" (experiment: {results['experiment']})"
     if results["quick"]:
         title += " (--quick)"
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # plain text
+        for line in machine_lines(results["machine"]) + reference_lines(results):
+            print(line)
+        _plain(header, body)
+        for note in notes:
+            print(f"  * {note}")
+        if has_levels:
+            _plain(*detail_table(results))
+        return
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=180)
+    for line in machine_lines(results["machine"]) + reference_lines(results):
+        console.print(line, style="dim", highlight=False)
     table = Table(title=title)
     for i, name in enumerate(header):
         table.add_column(name, justify="left" if i < 2 else "right", no_wrap=i == 0)
     for r in body:
         table.add_row(*r)
     console.print(table)
+    for note in notes:
+        console.print(f"  * {note}", highlight=False)
+    if has_levels:
+        dheader, dbody = detail_table(results)
+        details = Table(title="Cove in detail")
+        for i, name in enumerate(dheader):
+            details.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for r in dbody:
+            details.add_row(*r)
+        console.print(details)
 
 
-def markdown(results: dict[str, Any]) -> str:
-    header, body = table_data(results)
+def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in body:
         name = "· " + r[0].strip() if r[0].startswith("  ") else r[0]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in [name, *r[1:]]) + " |")
+    return lines
+
+
+def markdown(results: dict[str, Any], details: bool = True) -> str:
+    """The comparison (and Cove's details) as Markdown, with its footnotes."""
+    header, body, notes = comparison_table(results)
+    lines = _markdown_table(header, body)
+    if notes:
+        lines.append("")
+        lines += [f"- {note}" for note in notes]
+    if details and results.get("levels"):
+        lines.append("")
+        lines += _markdown_table(*detail_table(results))
     return "\n".join(lines)

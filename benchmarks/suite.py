@@ -20,6 +20,7 @@ import httpx
 
 from benchmarks.machine import load_average
 from benchmarks.server import APPS_FILE, ServerProcess, cpu_seconds, rss_kb
+from benchmarks.throughput import measure_throughput
 
 Watch = contextlib.AbstractContextManager[None]
 
@@ -33,23 +34,35 @@ class Counts:
 
     round_trip_warmup: int = 50
     round_trip_calls: int = 500
-    fanout_items: int = 1000
+    map_sizes: tuple[int, ...] = (100, 1000, 10000)
+    fanout_items: int = 1000  # the sequential and fan-out workloads, and the map warm-up
     repeats: int = 3
-    cold_batches: int = 3
+    big_repeats: int = 1  # timed runs of sizes above fanout_items
+    cold_batches: int = 5
     burst_requests: int = 200
+    throughput_clients: int = 64
+    throughput_warmup_s: float = 1.0
+    throughput_seconds: float = 5.0
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def repeats_for(self, n: int) -> int:
+        return self.repeats if n <= self.fanout_items else self.big_repeats
 
 
 FULL_COUNTS = Counts()
 QUICK_COUNTS = Counts(
     round_trip_warmup=10,
     round_trip_calls=50,
+    map_sizes=(10, 100),
     fanout_items=100,
     repeats=1,
     cold_batches=1,
     burst_requests=40,
+    throughput_clients=64,
+    throughput_warmup_s=0.5,
+    throughput_seconds=1.0,
 )
 
 
@@ -148,7 +161,8 @@ def _check(value: Any, expected: Any) -> None:
         raise BenchmarkError(f"wrong output {value!r}, expected {expected!r}")
 
 
-PHASES = ("round_trip", "map", "sequential", "cold_start", "burst")
+PHASES = ("round_trip", "map", "sequential", "fanout", "cold_start", "burst", "throughput")
+APPS = {"bench_noop", "bench_map", "bench_sequential", "bench_fanout", "bench_cold", "bench_warm"}
 
 
 def run_level(
@@ -179,31 +193,52 @@ def run_level(
         began = time.perf_counter()
         apps = server.deploy()
         result["deploy_s"] = round(time.perf_counter() - began, 3)
-        missing = {"bench_noop", "bench_map", "bench_sequential"} - set(apps)
+        missing = APPS - set(apps)
         if missing:
             raise BenchmarkError(f"deploy did not create {sorted(missing)}")
         result["server_rss_before_mb"] = _mb(rss_kb(server.pid))
         cpu = CpuMeter(server)
         with httpx.Client(base_url=server.url, timeout=150) as http:
             result["cold_first_call_s"] = round(_call(http, "bench_noop")[0], 4)
+            time.sleep(SETTLE_SECONDS)
+            result["memory_before"] = _memory(server)
             if "round_trip" in phases:
                 log(f"[{label}] round trip: {counts.round_trip_warmup} warm-up + "
                     f"{counts.round_trip_calls} calls")  # fmt: skip
                 watch = profiler.phase("round_trip", server.pid)
                 result["round_trip"] = _round_trip(http, counts, cpu, watch)
-            for name, app in (("map", "bench_map"), ("sequential", "bench_sequential")):
+            if "map" in phases:
+                _call(http, "bench_map", counts.fanout_items, 300)  # starts the containers
+                result["maps"] = {}
+                for n in counts.map_sizes:
+                    repeats = counts.repeats_for(n)
+                    log(f"[{label}] map of {n}: {repeats} run(s)")
+                    watch = profiler.phase(f"map-{n}", server.pid)
+                    result["maps"][str(n)] = _fan_out(http, "bench_map", n, repeats, cpu, watch)
+            for name, app in (("sequential", "bench_sequential"), ("fanout", "bench_fanout")):
                 if name not in phases:
                     continue
-                log(f"[{label}] {name}: {counts.fanout_items} items, warm-up + "
+                log(f"[{label}] {name}: {counts.fanout_items} calls, warm-up + "
                     f"{counts.repeats} run(s)")  # fmt: skip
                 watch = profiler.phase(name, server.pid)
-                result[name] = _fan_out(http, app, counts, cpu, watch)
+                _call(http, app, counts.fanout_items, 300)  # starts (and keeps) the containers
+                result[name] = _fan_out(http, app, counts.fanout_items, counts.repeats, cpu, watch)
             if "cold_start" in phases:
-                log(f"[{label}] cold starts: {counts.cold_batches} batches of 8 containers")
+                log(f"[{label}] cold and warm starts: {counts.cold_batches} batch(es) of 8 "
+                    "containers")  # fmt: skip
                 result["cold_start"] = _cold_starts(http, server, counts)
             if "burst" in phases:
                 log(f"[{label}] burst: {counts.burst_requests} concurrent requests")
                 result["burst"] = _burst(server.url, counts)
+            if "throughput" in phases:
+                log(f"[{label}] throughput: {counts.throughput_clients} clients for "
+                    f"{counts.throughput_seconds:g} s")  # fmt: skip
+                with profiler.phase("throughput", server.pid):
+                    result["throughput"] = measure_throughput(
+                        "127.0.0.1", server.port, "/applications/bench_noop?wait=60", b"0",
+                        counts.throughput_clients, counts.throughput_warmup_s,
+                        counts.throughput_seconds,
+                    )  # fmt: skip
         time.sleep(SETTLE_SECONDS)
         result["memory"] = _memory(server)
         result["load_average_after"] = load_average()
@@ -219,18 +254,24 @@ def run_level(
 
 def _cold_starts(http: httpx.Client, server: ServerProcess, counts: Counts) -> dict[str, Any]:
     """Containers started from nothing: each batch is a new version (new pools) whose map
-    needs 8 containers; the server times each from decision to ready."""
+    needs 8 containers; the server times each from decision to ready. The same deploy starts
+    ``bench_warm``'s one warm container; once it is idle, its first request is a warm start."""
     p50s: list[float] = []
     p99s: list[float] = []
+    warm_ms: list[float] = []
     starts = 0
     for batch in range(counts.cold_batches):
         # New code (a comment differs), so new pools: identical code would share the old.
         copy = Path(tempfile.mkdtemp(prefix="cove-bench-cold-")) / "apps.py"
         copy.write_text(APPS_FILE.read_text() + f"\n# cold-start batch {batch}\n")
         server.deploy(copy)
+        shutil.rmtree(copy.parent, ignore_errors=True)
+        _wait_for_idle_container(http, "bench_warm")
+        seconds, value = _call(http, "bench_warm")
+        _check(value, 0)
+        warm_ms.append(seconds * 1000)
         _call(http, "bench_cold", 8)
-        rows = http.get("/applications/bench_cold/functions").json()["functions"]
-        row = next(r for r in rows if r["function"] == "cold" and not r["retired"])
+        row = _pool(http, "bench_cold", "cold")
         timing = row["cold_start_seconds"]
         p50s.append(timing["p50"])
         p99s.append(timing["p99"])
@@ -239,7 +280,26 @@ def _cold_starts(http: httpx.Client, server: ServerProcess, counts: Counts) -> d
         "containers": starts,
         "p50_ms": round(percentile(p50s, 50) * 1000, 2),
         "p99_ms": round(max(p99s) * 1000, 2),
+        "warm_p50_ms": round(percentile(warm_ms, 50), 2),
+        "warm_ms": [round(x, 2) for x in warm_ms],
     }
+
+
+def _pool(http: httpx.Client, app: str, function: str) -> dict[str, Any]:
+    """The current (not retired) pool of ``function`` in ``app``."""
+    rows = http.get(f"/applications/{app}/functions").json()["functions"]
+    found: dict[str, Any] = next(r for r in rows if r["function"] == function and not r["retired"])
+    return found
+
+
+def _wait_for_idle_container(http: httpx.Client, app: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(StopIteration):
+            if any(c["state"] == "idle" for c in _pool(http, app, app)["containers"]):
+                return
+        time.sleep(0.02)
+    raise BenchmarkError(f"{app}'s warm container was not ready in {timeout:g} s")
 
 
 def _burst(url: str, counts: Counts) -> dict[str, Any]:
@@ -295,26 +355,23 @@ def _round_trip(http: httpx.Client, counts: Counts, cpu: CpuMeter, watch: Watch)
 
 
 def _fan_out(
-    http: httpx.Client, app: str, counts: Counts, cpu: CpuMeter, watch: Watch
+    http: httpx.Client, app: str, n: int, repeats: int, cpu: CpuMeter, watch: Watch
 ) -> dict[str, Any]:
-    n = counts.fanout_items
+    """``repeats`` timed requests ``app(n)``; each must answer ``sum(i + 1 for i < n)``."""
     expected = n * (n + 1) // 2
     figures: dict[str, Any] = {"items": n}
-    warm, value = _call(http, app, n, 300)  # starts (and keeps) the containers
-    _check(value, expected)
     times = []
     with watch, cpu.measure(figures):
-        for _ in range(counts.repeats):
+        for _ in range(repeats):
             seconds, value = _call(http, app, n, 300)
             _check(value, expected)
             times.append(seconds)
     figures.update(
-        warmup_s=round(warm, 4),
         runs_s=[round(t, 4) for t in times],
         median_s=round(statistics.median(times), 4),
     )
     figures["per_call_ms"] = round(figures["median_s"] * 1000 / n, 3)
-    calls = n * counts.repeats
+    calls = n * repeats
     for key in ("server_cpu_s", "server_loop_cpu_s", "containers_cpu_s"):
         figures[key.replace("_s", "_ms_per_call")] = round(figures[key] * 1000 / calls, 3)
     return figures
