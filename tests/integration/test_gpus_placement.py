@@ -73,3 +73,28 @@ def test_without_gpus_a_gpu_function_fails_fast(
         r = client.post("/applications/gpu_work", params={"wait": 60}, json=1)
         assert r.status_code == 500
         assert r.json()["error"]["reason"] == "constraint_unsatisfiable"
+
+
+def test_an_idle_container_gives_its_gpu_to_another_function(
+    fake_h100: None, tmp_path: Path
+) -> None:
+    # sees_h100 and sees_any_of both want the machine's one H100, one after the other.
+    # sees_h100's container stays idle after its call (scale-down is minutes away): it is
+    # stopped to free the GPU rather than leaving sees_any_of to wait for it.
+    app = create_app(Settings(data_dir=tmp_path / "data"))
+    with TestClient(app) as client:
+        path = APPS / "real_gpu.py"
+        client.post("/applications", files={"code": (path.name, path.read_bytes())})
+        r = client.post("/applications/real_gpu_check", params={"wait": 60})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert (out["h100"]["visible"], out["any_of"]["visible"], out["none"]["visible"]) == (
+            "0",
+            "0",
+            "",
+        )
+        assert app.state.engine.capacity.evictions == 1
+        gpus = client.get("/status").json()["gpus"]
+        assert [(g["name"], g["held_by"] is not None) for g in gpus] == [
+            ("NVIDIA H100 80GB HBM3", True)
+        ]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.blobs.config import blob_store_of
+from cove.engine.capacity import Capacity
 from cove.engine.constraints import unsatisfiable
 from cove.engine.deployments import Deployments, Version
 from cove.engine.events import EventLog
@@ -69,6 +70,7 @@ class Engine(CallRouter):
         # GPUs: the ones named in the settings, else what nvidia-smi finds on this machine.
         found = gpus_from_names(settings.gpus) if settings.gpus else discover()
         self.gpus = GpuAllocator(found)
+        self.capacity = Capacity(settings.cpus, settings.memory_gb, self.all_pools)
         self.secrets = SecretStore(data_dir)
         self.images = ImageBuilder(data_dir)
         self.events = EventLog(self.store)  # progress, logs, timelines (cove.engine.events)
@@ -357,9 +359,7 @@ class Engine(CallRouter):
                 )
 
     def on_gpus_freed(self) -> None:
-        for pool in self.all_pools():
-            if pool.waiting_for_gpus:
-                pool.pump()
+        self.capacity.freed()
 
     def _keep_ready(self, version: Version) -> None:
         """Start the minimum and warm containers of a version's functions."""
@@ -407,6 +407,7 @@ class Engine(CallRouter):
                 self.settings.machine_retries,
                 self.secrets,
                 self.images,
+                self.capacity,
             )
             self._shared[shared] = pool
         pool.users.add((version.app, version.version))

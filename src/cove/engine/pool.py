@@ -4,7 +4,8 @@ A call goes to a container with a free slot (``max_concurrency`` per container),
 new container starts while the pool is under ``max_containers``, else the call waits in
 a FIFO queue. A parent blocked on its children gives its slot back while it waits
 (the children may borrow it), so recursion or fan-out deeper than the pool cannot
-deadlock, even with ``max_containers=1``.
+deadlock, even with ``max_containers=1``. Across pools, ``Capacity`` (capacity.py) keeps
+the containers within the machine's CPUs, memory and GPUs: a call that does not fit waits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from cove.runtime.gpus import GpuAllocator, gpu_env
 from cove.runtime.images import ImageBuilder
 
 if TYPE_CHECKING:
+    from cove.engine.capacity import Capacity
     from cove.engine.deployments import Version
     from cove.engine.model import Call
 
@@ -80,6 +82,7 @@ class Pool:
         start_retries: int = 3,
         secrets: SecretStore | None = None,
         images: ImageBuilder | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
         self.version = version
         self.function = function
@@ -89,6 +92,9 @@ class Pool:
         self.max_concurrency: int = function.get("max_concurrency") or 1
         self.min_containers: int = function.get("min_containers") or 0
         self.warm_containers: int = function.get("warm_containers") or 0
+        self.cpu = float(function.get("cpu") or 1.0)
+        self.memory_gb = float(function.get("memory") or 1.0)
+        self.capacity = capacity
         self.retired = False  # an older version: it keeps no minimum and no warm containers
         self.users: set[tuple[str, int]] = set()  # the (application, version)s it serves
         self.cold_start_seconds: deque[float] = deque(maxlen=200)
@@ -100,7 +106,6 @@ class Pool:
         # Why no container of this function can ever run here (None: it can).
         self.unsatisfiable = unsatisfiable
         self.gpus = gpus
-        self.waiting_for_gpus = False
         self.start_retries = start_retries
         self.secrets = secrets
         self.images = images
@@ -120,7 +125,8 @@ class Pool:
 
     def pump(self) -> None:
         """Hand queued calls to free slots; start containers for what is left."""
-        queue = self.queue
+        queue, capacity = self.queue, self.capacity
+        short = False  # a call waits for the machine's capacity, not for this pool
         while queue:
             call = queue[0]
             if call.run.finished or call.finished or call.slot is not None:
@@ -129,6 +135,9 @@ class Pool:
             slot = self._free_slot()
             if slot is None:
                 break
+            if slot.active == 0 and capacity is not None and not capacity.can_run(self):
+                short = True  # an idle container would start using a CPU the machine lacks
+                break
             queue.popleft()
             self._dispatch(slot, call)
         want = len(queue) - self.starting
@@ -136,9 +145,21 @@ class Pool:
         while len(self.slots) + self.starting < self.max_containers and (
             want > 0 or len(self.slots) + self.starting < target
         ):
-            if not self._spawn():
+            demand = want > 0
+            if capacity is not None and not (
+                (not demand or capacity.can_run(self)) and capacity.can_start(self, demand)
+            ):
+                short = short or demand
+                break
+            if not self._spawn(demand):
+                short = short or demand
                 break  # its GPUs are busy: it starts when some are released
             want -= 1
+        if capacity is not None:
+            if short and queue:
+                capacity.wait(self)
+            else:
+                capacity.forget(self)
 
     def target(self) -> int:
         """How many containers the pool keeps without queued calls: ``min_containers``, or
@@ -182,6 +203,7 @@ class Pool:
         if not slot.calls:
             slot.idle_since = time.monotonic()
         self.pump()
+        self._freed()
 
     def borrow(self, call: Call) -> None:
         """``call`` now waits on children: its slot may serve other calls meanwhile."""
@@ -189,6 +211,11 @@ class Pool:
             call.holds_slot = False
             call.slot.active -= 1
             self.pump()
+            self._freed()
+
+    def _freed(self) -> None:
+        if self.capacity is not None:
+            self.capacity.freed()
 
     def unborrow(self, call: Call) -> None:
         """``call``'s children are all done: it runs again and holds its slot."""
@@ -197,19 +224,25 @@ class Pool:
             call.slot.active += 1
 
     # -- containers ---------------------------------------------------------------------
-    def _spawn(self) -> bool:
-        """Start one container; False when the GPUs it needs are all taken right now."""
+    def _spawn(self, demand: bool = True) -> bool:
+        """Start one container; False when the GPUs it needs are all taken right now.
+
+        For a queued call (``demand``), an idle container of another function that holds
+        GPUs is stopped to free them; this pool starts when they come back."""
         v = self.version
         container_id = f"{v.app}-v{v.version}-{self.name}-{next(_ids)}".replace(".", "_")
         env: dict[str, str] = {}
-        if self.gpus is not None and self.gpus.gpus:
+        gpus = self.gpus
+        if gpus is not None and gpus.gpus:
             wanted = self.function.get("gpu")
-            held = self.gpus.allocate(wanted, container_id) if wanted else []
+            held = gpus.allocate(wanted, container_id) if wanted else []
             if held is None:
-                self.waiting_for_gpus = True
+                if demand and self.capacity is not None:
+                    self.capacity.evict_gpu_holder(
+                        self, lambda slot: bool(gpus.held_by(slot.container.id))
+                    )
                 return False
             env = gpu_env(held)  # only the GPUs it holds (none if it asked for none)
-        self.waiting_for_gpus = False
         names = list(self.function.get("secrets") or [])
         if names and self.secrets is not None:
             try:
@@ -241,10 +274,13 @@ class Pool:
             cpu=float(self.function.get("cpu") or 1.0),
             cwd=built.workdir if built is not None else None,
         )
-        task = asyncio.get_running_loop().create_task(self._start(spec))
+        self._background(self._start(spec))
+        return True
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return True
 
     def _release_gpus(self, container_id: str) -> None:
         if self.gpus is not None and self.gpus.held_by(container_id):
@@ -266,6 +302,7 @@ class Pool:
                 else ("init_failed", _start_failure(self.name, repr(exc)))
             )
         self.starting -= 1
+        self._freed()
         if first is None or first[0] != "ready":
             if container is not None:
                 await container.kill()
@@ -285,9 +322,7 @@ class Pool:
         self.cold_start_seconds.append(time.monotonic() - began)
         slot = Slot(container, self)
         self.slots.append(slot)
-        task = asyncio.get_running_loop().create_task(self._serve(slot))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background(self._serve(slot))
         self.pump()
 
     async def _serve(self, slot: Slot) -> None:
@@ -306,6 +341,7 @@ class Pool:
         self._release_gpus(slot.container.id)
         self.hooks.on_lost(slot)
         self.pump()
+        self._freed()
 
     def enforce_limits(self, check_disk: bool) -> None:
         """Stop containers over their function's ``memory`` (resident set) or, when
@@ -335,9 +371,17 @@ class Pool:
             if len(self.slots) <= self.target():
                 break
             if not slot.calls and now - slot.idle_since > idle_timeout:
-                slot.alive, slot.stopped_by_server = False, True
-                self.slots.remove(slot)
-                await slot.container.kill()
+                self.discard(slot)
+
+    def discard(self, slot: Slot) -> None:
+        """Stop an idle container: scaled down, or evicted to make room for another pool.
+
+        It leaves the pool's count at once; its GPUs come back when it has exited."""
+        slot.alive, slot.stopped_by_server = False, True
+        if slot in self.slots:
+            self.slots.remove(slot)
+        self._background(slot.container.kill())
+        self._freed()
 
     async def stop(self) -> None:
         for slot in list(self.slots):
@@ -374,6 +418,9 @@ class Pool:
             "max_containers": self.max_containers,
             "warm_containers": self.warm_containers,
             "max_concurrency": self.max_concurrency,
+            "cpu": self.cpu,
+            "memory_gb": self.memory_gb,
+            "waiting_for_capacity": self.capacity is not None and self in self.capacity.waiting,
             "retired": self.retired,
         }
 

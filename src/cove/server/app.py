@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from cove import __version__
 from cove.blobs.cleanup import Cleaner
@@ -56,4 +58,25 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    @app.get("/status", tags=["health"], summary="The machine: capacity, GPUs, regions")
+    async def machine(request: Request) -> dict[str, Any]:
+        """What this server can run: its CPUs and memory and how much is in use, its
+        GPUs and which container holds each, its regions, and live requests."""
+        engine = request.app.state.engine
+        return {
+            "version": __version__,
+            "capacity": engine.capacity.describe(),
+            "gpus": _gpus(engine),
+            "regions": engine.settings.regions,
+            "live_requests": len(engine.live),
+        }
+
     return app
+
+
+def _gpus(engine: Engine) -> list[dict[str, Any]]:
+    """Each GPU as nvidia-smi names it, with the container holding it (None: free)."""
+    holder = {index: who for who, held in engine.gpus.in_use().items() for index in held}
+    return [
+        {**dataclasses.asdict(gpu), "held_by": holder.get(gpu.index)} for gpu in engine.gpus.gpus
+    ]

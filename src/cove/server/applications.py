@@ -78,7 +78,12 @@ async def functions(app: str, request: Request) -> dict[str, Any]:
         if owner == app and id(pool) not in shown:  # older versions still holding containers
             shown.add(id(pool))
             rows.append(pool.describe())
-    return {"application": app, "version": latest.version, "functions": rows}
+    return {
+        "application": app,
+        "version": latest.version,
+        "functions": rows,
+        "capacity": engine.capacity.describe(),
+    }
 
 
 def _idle(version: Version, name: str) -> dict[str, Any]:

@@ -1,0 +1,149 @@
+"""The machine's CPUs and memory, shared by the containers of every pool.
+
+Pools bound their own containers (``max_containers``); this bounds them together, so the
+server never runs more than the machine holds. It counts:
+
+- **memory**: every container, starting, idle or busy, holds its function's ``memory``
+  for its whole life;
+- **CPU**: a container holds its function's ``cpu`` while it runs calls, and while it
+  starts (it starts for a call that will run). An idle container uses no CPU.
+
+A container whose calls all wait on their children (a *blocked parent*) counts for
+neither: its children run in its place. Counting it would bring back the deadlock of
+nested pools (a parent holding the capacity its own children wait for). When it resumes
+it takes its CPU back even over the limit, briefly; it cannot be made to wait behind
+the calls it waited for.
+
+A pool that cannot start a container or run a call for want of capacity waits in a FIFO
+list; every release wakes the waiting pools in that order. To make room for a queued
+call, idle containers of other pools (beyond their ``min_containers``, longest idle
+first) are stopped. GPUs are whole devices handed out by ``GpuAllocator``; a pool
+waiting for one waits here too, and an idle container holding a GPU is stopped the
+same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cove.engine.pool import Pool, Slot
+
+log = logging.getLogger(__name__)
+
+_EPSILON = 1e-9
+
+
+class Capacity:
+    """CPU and memory accounting across pools, and the pools waiting for either."""
+
+    def __init__(self, cpus: float, memory_gb: float, pools: Callable[[], Iterable[Pool]]) -> None:
+        self.cpus = cpus
+        self.memory_gb = memory_gb
+        self._pools = pools
+        self._waiting: dict[Pool, None] = {}  # an ordered set: first come, first woken
+        self._wake_scheduled = False
+        self.evictions = 0
+
+    # -- what is in use ------------------------------------------------------------------
+    def cpu_in_use(self) -> float:
+        used = 0.0
+        for pool in self._pools():
+            busy = sum(1 for slot in pool.slots if slot.alive and slot.active > 0)
+            used += pool.cpu * (busy + pool.starting)
+        return used
+
+    def memory_in_use(self) -> float:
+        used = 0.0
+        for pool in self._pools():
+            held = sum(1 for slot in pool.slots if slot.alive and not _blocked(slot))
+            used += pool.memory_gb * (held + pool.starting)
+        return used
+
+    def can_run(self, pool: Pool) -> bool:
+        """Whether one more of ``pool``'s containers may run calls now."""
+        return self.cpu_in_use() + pool.cpu <= self.cpus + _EPSILON
+
+    def can_start(self, pool: Pool, evict: bool) -> bool:
+        """Whether one more of ``pool``'s containers fits in memory; with ``evict``, idle
+        containers of other pools are stopped to make it fit."""
+        if self.memory_in_use() + pool.memory_gb <= self.memory_gb + _EPSILON:
+            return True
+        if not evict:
+            return False
+        for slot in self._idle_elsewhere(pool):
+            self.evict(slot)
+            if self.memory_in_use() + pool.memory_gb <= self.memory_gb + _EPSILON:
+                return True
+        return False
+
+    def evict_gpu_holder(self, pool: Pool, holds_gpus: Callable[[Slot], bool]) -> bool:
+        """Stop the longest-idle container of another pool that holds GPUs; False if none.
+
+        Its GPUs come back when its process has exited (``GpuAllocator.release``), which
+        wakes the pools waiting here."""
+        for slot in self._idle_elsewhere(pool):
+            if holds_gpus(slot):
+                self.evict(slot)
+                return True
+        return False
+
+    def _idle_elsewhere(self, pool: Pool) -> list[Slot]:
+        idle: list[Slot] = []
+        for other in self._pools():
+            if other is pool:
+                continue
+            spare = len(other.slots) - (0 if other.retired else other.min_containers)
+            candidates = sorted(
+                (s for s in other.slots if s.alive and not s.calls), key=lambda s: s.idle_since
+            )
+            idle.extend(candidates[: max(0, spare)])
+        idle.sort(key=lambda s: s.idle_since)
+        return idle
+
+    def evict(self, slot: Slot) -> None:
+        log.info("stopping idle container %s to make room", slot.container.id)
+        self.evictions += 1
+        slot.pool.discard(slot)
+
+    # -- waiting -------------------------------------------------------------------------
+    def wait(self, pool: Pool) -> None:
+        """``pool`` has calls it cannot start for want of capacity (it keeps its place)."""
+        self._waiting.setdefault(pool, None)
+
+    def forget(self, pool: Pool) -> None:
+        self._waiting.pop(pool, None)
+
+    @property
+    def waiting(self) -> list[Pool]:
+        return list(self._waiting)
+
+    def freed(self) -> None:
+        """Some capacity came back: wake the waiting pools, in order, soon."""
+        if not self._waiting or self._wake_scheduled:
+            return
+        self._wake_scheduled = True
+        asyncio.get_running_loop().call_soon(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        for pool in list(self._waiting):
+            pool.pump()  # it leaves the list once nothing of it waits for capacity
+
+    def describe(self) -> dict[str, float | int]:
+        return {
+            "cpus": self.cpus,
+            "cpus_in_use": round(self.cpu_in_use(), 3),
+            "memory_gb": round(self.memory_gb, 3),
+            "memory_gb_in_use": round(self.memory_in_use(), 3),
+            "pools_waiting": len(self._waiting),
+            "evictions": self.evictions,
+        }
+
+
+def _blocked(slot: Slot) -> bool:
+    """All of the container's calls wait on children: it lends its capacity to them."""
+    return bool(slot.calls) and slot.active == 0

@@ -1,0 +1,90 @@
+"""Machine capacity across pools: calls queue rather than overcommit the CPUs or memory the
+server is configured with; blocked parents lend their share to their children (no nested
+deadlock); idle containers of other functions make room."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cove.engine.settings import Settings
+from cove.server import create_app
+from tests.conftest import APPS
+
+
+def _server(tmp_path: Path, **settings: Any) -> Iterator[tuple[TestClient, Any]]:
+    app = create_app(Settings(data_dir=tmp_path / "data", **settings))
+    with TestClient(app) as client:
+        path = APPS / "capacity.py"
+        r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
+        assert r.status_code == 201, r.text
+        yield client, app.state.engine
+
+
+@pytest.fixture
+def two_cpus(tmp_path: Path) -> Iterator[tuple[TestClient, Any]]:
+    yield from _server(tmp_path, cpus=2.0)
+
+
+@pytest.fixture
+def three_gb(tmp_path: Path) -> Iterator[tuple[TestClient, Any]]:
+    yield from _server(tmp_path, memory_gb=3.0)
+
+
+def run(client: TestClient, app: str, value: Any) -> Any:
+    r = client.post(f"/applications/{app}", params={"wait": 120}, json=value)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def most_at_once(spans: list[dict[str, float]]) -> int:
+    edges = sorted([(s["start"], 1) for s in spans] + [(s["end"], -1) for s in spans])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_calls_queue_for_cpus_and_the_blocked_parent_lends_its_own(
+    two_cpus: tuple[TestClient, Any],
+) -> None:
+    client, engine = two_cpus
+    spans = run(client, "fan_out", 6)
+    assert len(spans) == 6  # every queued call ran: nothing lost
+    # crunch allows 6 containers, but 2 CPUs hold two cpu=1 calls at once. The parent
+    # (cpu=1 too) waits on its children meanwhile: were it counted, only one would run.
+    assert most_at_once(spans) == 2
+    assert engine.capacity.cpu_in_use() == 0.0  # nothing busy once the request is done
+
+
+def test_a_chain_deeper_than_the_machine_does_not_deadlock(tmp_path: Path) -> None:
+    # One CPU, three cpu=1 functions each waiting on the next.
+    for client, _ in _server(tmp_path, cpus=1.0):
+        assert run(client, "nested", 3) == (3 + 1) * 2 + 1
+
+
+def test_idle_containers_of_another_function_make_room_in_memory(
+    three_gb: tuple[TestClient, Any],
+) -> None:
+    client, engine = three_gb
+    # big_a and big_b need 2 GB each and the machine has 3: each call of the one stops
+    # the idle container of the other. The parent (1 GB) waits on them and is not counted.
+    first_a, b, second_a = run(client, "big_pair", 1)
+    assert len({first_a, b, second_a}) == 3  # big_a's first container was stopped for big_b
+    assert engine.capacity.evictions >= 2
+    assert engine.capacity.memory_in_use() <= 3.0
+    rows = client.get("/applications/big_pair/functions").json()["functions"]
+    alive = {row["function"]: len(row["containers"]) for row in rows}
+    assert alive["big_a"] + alive["big_b"] == 1
+
+
+def test_the_machine_capacity_is_shown(two_cpus: tuple[TestClient, Any]) -> None:
+    client, _ = two_cpus
+    body = client.get("/status").json()
+    assert body["capacity"]["cpus"] == 2.0
+    assert body["capacity"]["cpus_in_use"] == 0.0
