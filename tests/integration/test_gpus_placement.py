@@ -64,7 +64,17 @@ def test_gpus_are_discovered_and_given_by_model(fake_h100: None, tmp_path: Path)
 def test_without_gpus_a_gpu_function_fails_fast(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    # An nvidia-smi that finds no driver, first on the PATH (a GPU machine has a real one
+    # in /usr/bin): what a machine without a working GPU says.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "nvidia-smi"
+    script.write_text(
+        "#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate with the "
+        'NVIDIA driver." >&2\nexit 9\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
     app = create_app(Settings(data_dir=tmp_path / "data"))
     with TestClient(app) as client:
         assert app.state.engine.gpus.gpus == []
