@@ -125,15 +125,17 @@ def skip_reason(job: Job, done: dict[str, dict[str, Any]], time_box: float) -> s
     return None
 
 
-def run_job(python: str, system: str, job: Job, time_box: float) -> dict[str, Any]:
+def run_job(
+    python: str, system: str, job: Job, time_box: float, scripts: Path = SCRIPTS
+) -> dict[str, Any]:
     """Run one job in the system's venv; stop it ``time_box`` seconds after it is ready."""
-    script = SCRIPTS / f"{system}_app.py"
+    script = scripts / f"{system}_app.py"
     command = [python, str(script), job.workload, str(job.n), str(job.repeats), str(job.warmup)]
     result: dict[str, Any] = {**asdict(job), "runs_s": [], "time_boxed": False, "skipped": None}
     began = time.perf_counter()
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
-            command, cwd=SCRIPTS, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            command, cwd=scripts, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=stderr, start_new_session=True, text=True,
         )  # fmt: skip
         lines: queue.Queue[tuple[float, str | None]] = queue.Queue()
