@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -161,6 +162,7 @@ def run_files_phase(
                 continue
             from moto.server import ThreadedMotoServer
 
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request
             port = _free_port()
             moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             moto.start()
