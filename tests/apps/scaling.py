@@ -1,7 +1,9 @@
 """Pools under load: warm, minimum and maximum containers, concurrency, temp folders."""
 
+import asyncio
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -103,3 +105,40 @@ def two_cpus() -> int:
 @function()
 def use_cpus() -> list[int]:
     return [one_cpu(), two_cpus()]
+
+
+@function(max_containers=1, max_concurrency=4)
+async def nap(seconds: float) -> dict[str, float]:
+    start = time.monotonic()
+    await asyncio.sleep(seconds)
+    loop = asyncio.get_running_loop()
+    return {
+        "start": start,
+        "end": time.monotonic(),
+        "loop": id(loop),
+        "thread": threading.get_ident(),
+    }
+
+
+@application()
+@function()
+def use_nap(n: int) -> list[dict[str, float]]:
+    return nap.map([0.5] * n)
+
+
+@function(max_containers=1)
+async def count_down_awaiting(n: int) -> int:
+    return 0 if n == 0 else 1 + await count_down_awaiting(n - 1)
+
+
+@function(max_containers=1)
+async def count_down_blocking(n: int) -> int:
+    # A blocking wait in an async body: its child runs in the same container, on another
+    # thread, since this body holds up the container's loop.
+    return 0 if n == 0 else 1 + count_down_blocking(n - 1).result()
+
+
+@application()
+@function()
+def use_count_down(n: int) -> list[int]:
+    return [count_down_awaiting(n).result(), count_down_blocking(n).result()]

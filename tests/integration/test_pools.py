@@ -116,3 +116,20 @@ def test_containers_are_confined_to_their_cpus(server: tuple[TestClient, Any]) -
     client, _ = server
     machine = len(os.sched_getaffinity(0))
     assert run(client, "use_cpus", None) == [1, min(2, machine)]
+
+
+def test_async_calls_of_a_container_share_one_event_loop(server: tuple[TestClient, Any]) -> None:
+    client, _ = server
+    spans = run(client, "use_nap", 8)
+    assert len({(s["loop"], s["thread"]) for s in spans}) == 1  # one loop, one thread
+    peak = max(sum(1 for s in spans if s["start"] <= t["start"] < s["end"]) for t in spans)
+    assert peak == 4  # max_concurrency=4: four at once on that loop, never more
+
+
+def test_async_recursion_in_one_container_does_not_deadlock(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, _ = server
+    # max_containers=1: each child runs in its parent's container, whether the parent
+    # awaits it (beside it on the loop) or blocks the loop on it (in a thread).
+    assert run(client, "use_count_down", 5) == [5, 5]

@@ -7,8 +7,11 @@ the container's channel to the server, or the local runner.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future as ConcurrentFuture
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -194,3 +197,39 @@ class RequestContext:
     def get(cls) -> RequestContext:
         """The context of the request the calling code runs in."""
         return cls(require_scope("RequestContext.get()"))
+
+
+# -- blocking waits inside an event loop ---------------------------------------------------
+# A container runs every call of an ``async def`` function on one loop. A body there that
+# blocks on a Future (``child(x)``, ``.map``, ``.result()``) instead of awaiting it stops
+# that loop; the worker must know, to run the calls that arrive meanwhile elsewhere.
+_loop_blocking_hook: tuple[Callable[[], None], Callable[[], None]] | None = None
+
+
+def set_loop_blocking_hook(enter: Callable[[], None], leave: Callable[[], None]) -> None:
+    """Have ``enter``/``leave`` called around every blocking SDK wait made on a thread that
+    is running an event loop (they decide whether it is the loop they care about)."""
+    global _loop_blocking_hook
+    _loop_blocking_hook = (enter, leave)
+
+
+@contextlib.contextmanager
+def blocking_wait() -> Iterator[None]:
+    """Wrap a blocking wait for SDK results (see ``set_loop_blocking_hook``)."""
+    hook = _loop_blocking_hook
+    if hook is None or not _in_running_loop():
+        yield
+        return
+    hook[0]()
+    try:
+        yield
+    finally:
+        hook[1]()
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -71,21 +71,14 @@ def classify(function_name: str, exc: BaseException) -> Failure:
 
 
 def run_body(fn: Function, scope: CallScope, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run ``fn``'s body under ``scope``. Returns its value, or a :class:`TailCall`."""
-    call_args = (instance_of(fn.cls), *args) if fn.cls is not None else args
+    """Run ``fn``'s body under ``scope``. Returns its value, or a :class:`TailCall`.
+
+    An ``async def`` body gets an event loop of its own here (the local runner's way); a
+    container runs them all on one loop with :func:`run_body_async`."""
     if fn.is_async:
-
-        async def scoped() -> Any:
-            token = enter_scope(scope)
-            try:
-                return await fn.fn(*call_args, **kwargs)
-            finally:
-                exit_scope(scope, token)
-
-        # Each async call gets its own loop in its own thread: a body that blocks on SDK
-        # calls can then never starve the loop another call needs.
-        result = asyncio.run(scoped())
+        result = asyncio.run(_scoped(fn, scope, args, kwargs))
     else:
+        call_args = (instance_of(fn.cls), *args) if fn.cls is not None else args
         token = enter_scope(scope)
         try:
             result = fn.fn(*call_args, **kwargs)
@@ -93,7 +86,27 @@ def run_body(fn: Function, scope: CallScope, args: tuple[Any, ...], kwargs: dict
             exit_scope(scope, token)
     if isinstance(result, Future):
         spec = result.tail_call_spec()
-        if spec is not None:
-            return TailCall(spec)
-        return result.result()
+        return TailCall(spec) if spec is not None else result.result()
     return result
+
+
+async def run_body_async(
+    fn: Function, scope: CallScope, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run an ``async def`` body on the running loop, beside the container's other calls."""
+    result = await _scoped(fn, scope, args, kwargs)
+    if isinstance(result, Future):
+        spec = result.tail_call_spec()
+        return TailCall(spec) if spec is not None else await result
+    return result
+
+
+async def _scoped(
+    fn: Function, scope: CallScope, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    call_args = (instance_of(fn.cls), *args) if fn.cls is not None else args
+    token = enter_scope(scope)
+    try:
+        return await fn.fn(*call_args, **kwargs)
+    finally:
+        exit_scope(scope, token)

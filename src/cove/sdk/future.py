@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cove.errors import SDKUsageError
 from cove.errors import TimeoutError as CoveTimeoutError
-from cove.sdk.context import CallScope, CallSpec, current_scope
+from cove.sdk.context import CallScope, CallSpec, blocking_wait, current_scope
 
 if TYPE_CHECKING:
     from cove.sdk.function import Function
@@ -82,17 +82,18 @@ class Future:
 
     def result(self, timeout: float | None = None) -> Any:
         """The value, waiting up to ``timeout`` seconds; raises the call's error if it failed."""
-        outcome = self.run()._outcome
-        assert outcome is not None
-        try:
-            return outcome.result(timeout)
-        except TimeoutError as exc:
-            if isinstance(exc, CoveTimeoutError) or outcome.done():
-                raise
-            raise CoveTimeoutError(
-                f"waiting for {self._function.name} took longer than {timeout} s",
-                function_name=self._function.name,
-            ) from None
+        with blocking_wait():  # entered before the call starts: see set_loop_blocking_hook
+            outcome = self.run()._outcome
+            assert outcome is not None
+            try:
+                return outcome.result(timeout)
+            except TimeoutError as exc:
+                if isinstance(exc, CoveTimeoutError) or outcome.done():
+                    raise
+        raise CoveTimeoutError(
+            f"waiting for {self._function.name} took longer than {timeout} s",
+            function_name=self._function.name,
+        ) from None
 
     def done(self) -> bool:
         """Whether the work finished (with a value or an error)."""
@@ -100,9 +101,10 @@ class Future:
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The error the work ended with, or None when it succeeded."""
-        outcome = self.run()._outcome
-        assert outcome is not None
-        return outcome.exception(timeout)
+        with blocking_wait():
+            outcome = self.run()._outcome
+            assert outcome is not None
+            return outcome.exception(timeout)
 
     def __await__(self) -> Generator[Any, None, Any]:
         import asyncio
@@ -118,7 +120,13 @@ class Future:
         return_when: RETURN_WHEN = RETURN_WHEN.ALL_COMPLETED,
     ) -> tuple[list[Future], list[Future]]:
         """Wait for several futures; returns ``(done, not_done)`` in the order given."""
-        items = [f.run() for f in futures]
+        with blocking_wait():
+            return Future._wait([f.run() for f in futures], timeout, return_when)
+
+    @staticmethod
+    def _wait(
+        items: list[Future], timeout: float | None, return_when: RETURN_WHEN
+    ) -> tuple[list[Future], list[Future]]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             done = [f for f in items if f.done()]
