@@ -31,6 +31,11 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    TOO_MANY_REQUESTS = "too_many_requests"
+    REQUEST_TIMEOUT = "request_timeout"
+    HEADERS_TOO_LARGE = "headers_too_large"
     INTERNAL = "internal_error"
 
 
@@ -129,6 +134,18 @@ class RangeNotSatisfiableError(CoveError):
     code = ErrorCode.RANGE_NOT_SATISFIABLE
 
 
+class AuthenticationError(CoveError):
+    """No API key, or one the server does not know (or has revoked)."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class ForbiddenError(CoveError):
+    """The API key's role does not allow the operation."""
+
+    code = ErrorCode.FORBIDDEN
+
+
 class InternalError(CoveError):
     """A bug or an unexpected failure inside Cove itself."""
 
@@ -181,6 +198,8 @@ _BY_CODE: dict[str, type[CoveError]] = {
     ErrorCode.CANCELLED.value: RequestFailed,
     ErrorCode.UNAVAILABLE.value: UnavailableError,
     ErrorCode.INTERNAL.value: InternalError,
+    ErrorCode.UNAUTHENTICATED.value: AuthenticationError,
+    ErrorCode.FORBIDDEN.value: ForbiddenError,
 }
 
 

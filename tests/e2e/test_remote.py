@@ -48,7 +48,7 @@ def test_local_and_remote_agree(
 ) -> None:
     local = run_local_application(app, *args, **kwargs).output()
     remote_request = run_remote_application(app, *args, server=server.url, **kwargs)
-    assert len(remote_request.id) == 26
+    assert len(remote_request.id) == 36
     remote = remote_request.output(timeout=60)
     assert remote == local
 

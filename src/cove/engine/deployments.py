@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.blobs import BlobStore
+from cove.engine.keys import DEFAULT_NAMESPACE, public_name, qualify
 from cove.errors import DeployError, InvalidInputError, NotFoundError
 from cove.store import Store
 from cove.store import journal as j
@@ -44,8 +45,9 @@ class Version:
 
     @property
     def application(self) -> dict[str, Any]:
+        name = public_name(self.app)  # the engine's name carries the namespace
         for app in self.manifest["applications"]:
-            if app["name"] == self.app:
+            if app["name"] == name:
                 return dict(app)
         raise KeyError(self.app)
 
@@ -103,13 +105,12 @@ class Deployments:
         filename: str,
         code: bytes,
         check: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> list[Version]:
-        """Inspect and store ``code``; returns the new version of each application in it.
-        ``check`` may reject the manifest (raising) before anything is stored."""
-        if not filename.endswith(".py") or not Path(filename).stem.isidentifier():
-            raise InvalidInputError(
-                f"code file name {filename!r} must be a Python module name ending in .py"
-            )
+        """Inspect and store ``code``; returns the new version of each application in it
+        (named within ``namespace``). ``check`` may reject the manifest (raising) before
+        anything is stored."""
+        check_code_file(filename)
         manifest = await _inspect(Path(filename).name, code)
         if check is not None:
             await check(manifest)
@@ -118,7 +119,7 @@ class Deployments:
         manifest_json = json.dumps(manifest)
         now = time.time()
         module = manifest["module"]
-        names = [a["name"] for a in manifest["applications"]]
+        names = [qualify(namespace, a["name"]) for a in manifest["applications"]]
 
         def write(conn: Any) -> list[dict[str, Any]]:
             rows = []
@@ -149,6 +150,20 @@ class Deployments:
         self.latest.pop(app, None)
         for key in [k for k in self.versions if k[0] == app]:
             del self.versions[key]
+
+
+def check_code_file(filename: str) -> None:
+    """A code file's name must be a bare module file name: it becomes a path in the data
+    folder, so a separator or ``..`` would write outside it."""
+    if (
+        not filename.endswith(".py")
+        or Path(filename).name != filename
+        or not Path(filename).stem.isidentifier()
+    ):
+        raise InvalidInputError(
+            f"code file name {filename!r} must be a Python module name ending in .py (no folders)",
+            filename=filename[:300],
+        )
 
 
 async def inspect_code(filename: str, code: bytes) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from cove.engine.deployments import Deployments, Version
 from cove.engine.events import EventLog
 from cove.engine.failures import internal
 from cove.engine.ids import new_request_id
+from cove.engine.keys import DEFAULT_NAMESPACE, namespace_of
 from cove.engine.model import Call, Outcome, RequestRun
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool
@@ -72,6 +73,7 @@ class Engine(CallRouter):
         self.gpus = GpuAllocator(found)
         self.capacity = Capacity(settings.cpus, settings.memory_gb, self.all_pools)
         self.secrets = SecretStore(data_dir)
+        self._namespace_secrets: dict[str, SecretStore] = {DEFAULT_NAMESPACE: self.secrets}
         self.images = ImageBuilder(data_dir)
         self.events = EventLog(self.store)  # progress, logs, timelines (cove.engine.events)
         self.live: dict[str, RequestRun] = {}
@@ -80,7 +82,7 @@ class Engine(CallRouter):
         # (app, version, function) -> its pool. Applications deployed from one file share
         # the pools of its functions (one set of containers per function of that code).
         self.pools: dict[tuple[str, int, str], Pool] = {}
-        self._shared: dict[tuple[str, str, str | None], Pool] = {}
+        self._shared: dict[tuple[str, str, str, str | None], Pool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._janitor: asyncio.Task[None] | None = None
         self.accepting = False
@@ -314,9 +316,24 @@ class Engine(CallRouter):
         await self._resume(request_id, version, "pending")
         return version.version
 
-    async def deploy(self, filename: str, code: bytes) -> list[Version]:
+    def secrets_for(self, namespace: str) -> SecretStore:
+        """The secrets of ``namespace`` (``default``'s in the data folder itself, the others'
+        under ``namespaces/<name>/``): functions only ever get their own namespace's."""
+        store = self._namespace_secrets.get(namespace)
+        if store is None:
+            store = SecretStore(self.data_dir / "namespaces" / namespace)
+            self._namespace_secrets[namespace] = store
+        return store
+
+    async def deploy(
+        self, filename: str, code: bytes, namespace: str = DEFAULT_NAMESPACE
+    ) -> list[Version]:
         """Deploy a file: new versions of its applications, their pools made ready."""
-        versions = await self.deployments.deploy(filename, code, self._prepare)
+
+        async def prepare(manifest: dict[str, Any]) -> None:
+            await self._prepare(manifest, namespace)
+
+        versions = await self.deployments.deploy(filename, code, prepare, namespace)
         for version in versions:
             for function in version.functions:
                 self._pool(version, function)  # identical code joins the pools it has
@@ -327,9 +344,9 @@ class Engine(CallRouter):
             pool.retired = not any(latest.get(app) == number for app, number in pool.users)
         return versions
 
-    async def _prepare(self, manifest: dict[str, Any]) -> None:
+    async def _prepare(self, manifest: dict[str, Any], namespace: str) -> None:
         """Before a deploy is stored: its secrets must exist and its images must build."""
-        self._check_secrets(manifest)
+        self._check_secrets(manifest, namespace)
         await self.build_images(manifest)
 
     async def build_images(self, manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -346,10 +363,10 @@ class Engine(CallRouter):
                 built[key] = {"name": image["name"], "hash": key, "path": str(result.root)}
         return list(built.values())
 
-    def _check_secrets(self, manifest: dict[str, Any]) -> None:
+    def _check_secrets(self, manifest: dict[str, Any], namespace: str) -> None:
         """A deploy fails when a function lists a secret that is not set."""
         for fn in manifest["functions"]:
-            missing = self.secrets.missing(list(fn.get("secrets") or []))
+            missing = self.secrets_for(namespace).missing(list(fn.get("secrets") or []))
             if missing:
                 raise DeployError(
                     f"function {fn['name']}: secrets not set: {', '.join(missing)} "
@@ -390,7 +407,9 @@ class Engine(CallRouter):
         pool = self.pools.get(key)
         if pool is not None:
             return pool
-        shared = (version.code_blob, function, version.application.get("region"))
+        # Namespaces never share containers (their secrets differ).
+        namespace = namespace_of(version.app)
+        shared = (namespace, version.code_blob, function, version.application.get("region"))
         pool = self._shared.get(shared)
         if pool is None:
             manifest = version.function(function)
@@ -405,7 +424,7 @@ class Engine(CallRouter):
                 unsatisfiable(manifest, version.application, self.settings, self.gpus),
                 self.gpus,
                 self.settings.machine_retries,
-                self.secrets,
+                self.secrets_for(namespace),
                 self.images,
                 self.capacity,
             )

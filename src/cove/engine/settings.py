@@ -86,6 +86,26 @@ class Settings(BaseSettings):
         description="an unreferenced blob or unfinished upload younger than this is kept",
     )
 
+    # -- security (docs/security.md) --------------------------------------------------------
+    auth: bool = Field(
+        default=False,
+        description="every API call needs an API key (Authorization: Bearer KEY); without "
+        "it the server may only listen on 127.0.0.1",
+    )
+    max_json_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="largest JSON body accepted (413 beyond)"
+    )
+    max_code_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="largest code file a deploy accepts"
+    )
+    max_headers: int = Field(default=100, ge=8, description="most headers a request may carry")
+    max_streams_per_key: int = Field(
+        default=32, ge=1, description="most event streams (SSE) open at once per API key"
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="longest wait for the next piece of a request body"
+    )
+
     def database(self) -> str:
         if self.database_url:
             return self.database_url

@@ -142,12 +142,19 @@ def application(
     tags: dict[str, str] | None = None,
     retries: Retries | None = None,
     region: str | None = None,
+    allow: list[str] | None = None,
 ) -> Callable[[Function], Function]:
     """Make a Cove function an application: an HTTP entry point named after the function.
 
-    Put it above ``@function()``.
+    Put it above ``@function()``. ``allow=["unauthenticated_requests"]`` lets a server with
+    ``--auth`` accept its requests without an API key (see docs/security.md).
     """
-    app_cfg = ApplicationConfig(tags=dict(tags or {}), retries=retries or Retries(), region=region)
+    app_cfg = ApplicationConfig(
+        tags=dict(tags or {}),
+        retries=retries or Retries(),
+        region=region,
+        allow=_check_allow(allow),
+    )
 
     def decorate(fn: Function) -> Function:
         if not isinstance(fn, Function):
@@ -168,6 +175,19 @@ def application(
         return fn
 
     return decorate
+
+
+ALLOWED = ("unauthenticated_requests",)
+
+
+def _check_allow(allow: object) -> tuple[str, ...]:
+    if allow is None:
+        return ()
+    if not isinstance(allow, list | tuple) or not all(a in ALLOWED for a in allow):
+        raise SDKUsageError(
+            f"@application: allow must be a list of {', '.join(map(repr, ALLOWED))}, got {allow!r}"
+        )
+    return tuple(dict.fromkeys(allow))
 
 
 _REAL_INIT = threading.local()

@@ -58,6 +58,7 @@ class ApplicationConfig:
     tags: dict[str, str] = field(default_factory=dict)
     retries: Retries = field(default_factory=Retries)
     region: str | None = None
+    allow: tuple[str, ...] = ()
 
 
 class Function:

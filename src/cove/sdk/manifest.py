@@ -61,6 +61,7 @@ def application_manifest(fn: Function) -> dict[str, Any]:
         "tags": dict(fn.application.tags),
         "retries": fn.application.retries.to_dict(),
         "region": fn.application.region,
+        "allow": list(fn.application.allow),
         "parameters": [_parameter(p) for p in sig.parameters],
         "return_schema": sig.return_schema(),
         "returns_file": sig.returns_file,

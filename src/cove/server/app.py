@@ -13,8 +13,18 @@ from fastapi import FastAPI, Request
 from cove import __version__
 from cove.blobs.cleanup import Cleaner
 from cove.engine.engine import Engine
+from cove.engine.keys import KeyRing
 from cove.engine.settings import Settings
-from cove.server import applications, errors, images, observe, prometheus, requests, secrets
+from cove.server import (
+    applications,
+    auth,
+    errors,
+    images,
+    observe,
+    prometheus,
+    requests,
+    secrets,
+)
 from cove.telemetry import tracing_from_env
 
 
@@ -27,6 +37,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         eng = engine or Engine(settings)
         app.state.engine = eng
         app.state.secrets = eng.secrets
+        app.state.keys = KeyRing(eng.store)  # API keys (cove.server.auth)
         app.state.prometheus = prometheus.EngineMetrics(eng)
         traces = tracing_from_env(eng.events, os.environ)  # OTLP export when configured
         await eng.start()
@@ -47,6 +58,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(auth.Guard, settings=settings)  # keys, roles, namespaces, limits
+    app.include_router(auth.router)
     app.include_router(applications.router)
     app.include_router(images.router)
     app.include_router(requests.router)

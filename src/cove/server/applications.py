@@ -9,8 +9,9 @@ from starlette.datastructures import UploadFile
 
 from cove.engine.deployments import Version
 from cove.engine.engine import Engine
-from cove.errors import InvalidInputError
-from cove.server import views
+from cove.engine.keys import namespace_of
+from cove.errors import InvalidInputError, PayloadTooLargeError
+from cove.server import auth, views
 
 router = APIRouter(tags=["applications"])
 
@@ -41,15 +42,26 @@ async def deploy(request: Request) -> dict[str, Any]:
     """Multipart form with a ``code`` part: the Python file to deploy. Each application in
     it gets a new version."""
     filename, code = await code_part(request, "deploy")
-    versions = await engine_of(request).deploy(filename, code)
+    limit = engine_of(request).settings.max_code_bytes
+    if len(code) > limit:
+        raise PayloadTooLargeError(
+            f"code file {filename!r} is {len(code)} bytes: at most {limit} accepted", limit=limit
+        )
+    namespace = auth.principal(request).namespace
+    versions = await engine_of(request).deploy(filename, code, namespace)
     return {"applications": [views.application(v, base_url(request)) for v in versions]}
 
 
 @router.get("/applications", summary="List applications")
 async def list_applications(request: Request) -> dict[str, Any]:
     engine = engine_of(request)
+    namespace = auth.principal(request).namespace
     return {
-        "applications": [views.application(v, base_url(request)) for v in engine.deployments.apps()]
+        "applications": [
+            views.application(v, base_url(request))
+            for v in engine.deployments.apps()
+            if namespace_of(v.app) == namespace
+        ]
     }
 
 

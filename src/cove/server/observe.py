@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from cove.engine.events import Entry, EventLog
+from cove.engine.keys import public_name
 from cove.errors import ErrorCode, InvalidInputError, NotFoundError
 from cove.server.applications import engine_of
 from cove.server.views import iso
@@ -240,7 +241,7 @@ def timeline_view(
         )
     return {
         "request_id": row["id"],
-        "application": row["app"],
+        "application": public_name(row["app"]),
         "status": row["status"],
         "created_at": iso(origin),
         "finished_at": iso(row["finished_at"]) if row["finished_at"] else None,

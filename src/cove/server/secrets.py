@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from cove.engine.keys import DEFAULT_NAMESPACE
 from cove.engine.secrets import SecretStore, validate_name
 from cove.errors import InvalidInputError, NotFoundError
 from cove.server.applications import engine_of
+from cove.server.auth import principal
 
 router = APIRouter(tags=["secrets"])
 
@@ -18,8 +20,11 @@ _store_lock = threading.Lock()
 
 
 def secret_store(request: Request) -> SecretStore:
-    """The server's :class:`SecretStore`: ``app.state.secrets``, created over the engine's
-    data folder on first use when nothing set it."""
+    """The caller's namespace's :class:`SecretStore`; for ``default``, ``app.state.secrets``,
+    created over the engine's data folder on first use when nothing set it."""
+    namespace = principal(request).namespace
+    if namespace != DEFAULT_NAMESPACE:
+        return engine_of(request).secrets_for(namespace)
     state = request.app.state
     store: SecretStore | None = getattr(state, "secrets", None)
     if store is None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cove.engine.deployments import Version
+from cove.engine.keys import public_name
 
 
 def iso(ts: float | None) -> str | None:
@@ -17,17 +18,18 @@ def iso(ts: float | None) -> str | None:
 def application(v: Version, base_url: str) -> dict[str, Any]:
     app = v.application
     return {
-        "name": v.app,
+        "name": public_name(v.app),
         "version": v.version,
         "created_at": iso(v.created_at),
         "description": app["description"],
         "tags": app["tags"],
-        "url": f"{base_url}/applications/{v.app}",
+        "url": f"{base_url}/applications/{public_name(v.app)}",
         "parameters": app["parameters"],
         "return_schema": app["return_schema"],
         "returns_file": app["returns_file"],
         "retries": app["retries"],
         "region": app["region"],
+        "allow": app.get("allow") or [],
         "module": v.module,
         "functions": v.manifest["functions"],
     }
@@ -41,7 +43,7 @@ def request_summary(row: dict[str, Any]) -> dict[str, Any]:
     error = _error(row["error"])
     return {
         "id": row["id"],
-        "application": row["app"],
+        "application": public_name(row["app"]),
         "application_version": row["version"],
         "status": row["status"],
         "created_at": iso(row["created_at"]),

@@ -177,3 +177,16 @@ call_logs = Table(
     Column("message", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the public part of the key, for lookups
+    Column("namespace", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("name", String(200)),
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 hex: the key is never stored
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Index("ix_api_keys_namespace", "namespace"),
+)
