@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import markdown, reference_lines
+from benchmarks.report import markdown, reference_summary
 
 BEGIN = "<!-- benchmarks:begin -->"
 END = "<!-- benchmarks:end -->"
@@ -21,16 +21,15 @@ END = "<!-- benchmarks:end -->"
 def section(results: dict[str, Any], plot: Path | None) -> str:
     """The generated part: when and where, the comparison table, its notes and the plot."""
     machine = results["machine"]
-    level = results["levels"][0]["label"] if results.get("levels") else "-"
+    level = results["levels"][0]["synchronous"] if results.get("levels") else "-"
+    load = machine["load_average_at_start"]
     lines = [
         f"Measured {machine['date']} on {machine['cores']} cores ({machine['cpu']}, "
-        f"{machine['memory_mb'] // 1024} GB RAM, {machine['python']}, SQLite "
-        f"{machine['sqlite']}, data on {machine['data_filesystem'].split(' ')[0]}), load "
-        f"average {machine['load_average_at_start']} at the start; Cove at "
-        f"`synchronous={level}`, in {results.get('total_s', '?')} s for the whole run.",
-        "",
+        f"{round(machine['memory_mb'] / 1024)} GB RAM, {machine['python']}, SQLite "
+        f"{machine['sqlite']}, data on {machine['data_filesystem'].split(' ')[0]}; load "
+        f"average {load[0] if load else '?'} at the start), Cove at `synchronous={level}`; "
+        f"the whole run took {results.get('total_s', '?')} s. " + reference_summary(results),
     ]
-    lines += [f"{line}." for line in reference_lines(results)]
     lines += ["", markdown(results, details=False), ""]
     if plot is not None:
         lines += [f"![Latency of a map against its size]({plot.as_posix()})", ""]

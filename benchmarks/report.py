@@ -44,6 +44,7 @@ class Row:
     reference: Callable[[dict[str, Any]], Cell] | None = None  # None: Cove only
     target: Target | None = None
     why: str = ""  # what a miss comes from, printed when the target is missed
+    compare: bool = True  # a "Cove vs" ratio makes sense (times and rates, not memory)
 
 
 # -- reading results ------------------------------------------------------------------------
@@ -95,7 +96,8 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
             lambda r: job_cell(r, "noop", "p50_ms"),
             Target(2.0),
             "two commits precede the answer at synchronous=FULL (the request's record and its "
-            "output, one fsync each), plus HTTP parsing and a hop to the container"),
+            "output, an fsync each), plus HTTP parsing and a round trip to the container "
+            "process, all on 2 cores shared with the client"),
     ]  # fmt: skip
     map_targets = {1000: 0.5, 10000: 5.0}
     for n in sizes:
@@ -105,8 +107,9 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
                 lambda c, n=n: _get(c, "maps", str(n), "median_s"),
                 lambda r, n=n: job_cell(r, f"map-{n}"),
                 target,
-                "each item is a journaled call dispatched to a container and answered over a "
-                "pipe; the server is one Python process (one GIL) on 2 shared cores")
+                "each item is a journaled call (its start, attempt and result are rows) sent "
+                "to a container and answered over a pipe; the server is one Python process "
+                "(one GIL) on 2 cores shared with the containers")
         )  # fmt: skip
     if 1000 in sizes and 10000 in sizes:
         rows.append(
@@ -115,7 +118,7 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
                                   _get(c, "maps", "10000", "median_s")),
                 lambda r: _growth(job_cell(r, "map-1000"), job_cell(r, "map-10000")),
                 Target(12.0),
-                "per-item costs grow with the number of calls in flight")
+                "the cost per item rises with the size of the map")
         )  # fmt: skip
     full = items == 1000
     rows += [
@@ -140,11 +143,15 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
             Target(1500.0, higher_is_better=True),
             "every request is two commits and a container round trip through one Python "
             "process on 2 cores shared with the clients"),
+        Row("Server RSS, idle after its first request", "MB",
+            lambda c: _get(c, "memory_before", "server_rss_mb"), no_ref),
         Row("Server RSS, idle after the runs", "MB",
             lambda c: _get(c, "memory", "server_rss_mb"), no_ref, Target(120.0),
-            "Python, SQLAlchemy, the ASGI stack and the journal's caches"),
+            "the server keeps memory it grew to during the 10,000-item map and the 64 "
+            "clients (CPython seldom returns freed arenas): compare its RSS idle after its "
+            "first request"),
         Row("Peak RSS (Cove: server VmHWM; others: their one process)", "MB",
-            lambda c: _get(c, "memory", "server_peak_rss_mb"), _reference_peak),
+            lambda c: _get(c, "memory", "server_peak_rss_mb"), _reference_peak, compare=False),
         Row("One idle container's RSS", "MB",
             lambda c: _get(c, "memory", "container_rss_mb"), no_ref, Target(40.0),
             "a container imports cove (pydantic, cloudpickle, httpx) and the user's module"),
@@ -217,7 +224,8 @@ def comparison_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]
     header += [f"Cove vs {REFERENCE_NAMES[s].split()[0]}" for s in systems]
     header += ["Target met?" if len(levels) == 1 else f"Target met? ({levels[0]['synchronous']})"]
     body: list[list[str]] = []
-    notes: list[str] = []
+    skips: list[str] = []
+    misses: list[str] = []
     for row in comparison_rows(results["counts"]):
         cove_cells = [row.cove(lvl) for lvl in levels]
         cells = [row.name, row.target.text(row.unit) if row.target else "-"]
@@ -228,18 +236,25 @@ def comparison_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]
             cells.append(cell_text(ref_cells[s], row.unit) if row.reference else "n/a")
             note = ref_cells[s].note
             if note and note.startswith("skipped"):
-                notes.append(f"{REFERENCE_NAMES[s]}, {row.name.lower()}: {note}")
+                reason = note.removeprefix("skipped: ")
+                skips.append(
+                    f"{REFERENCE_NAMES[s]} skipped the {_lower_first(row.name)}: {reason}."
+                )
         higher = bool(row.target and row.target.higher_is_better)
-        cells += [ratio(cove_cells[0], ref_cells[s], higher) if row.reference else "-"
+        cells += [ratio(cove_cells[0], ref_cells[s], higher) if row.compare else "-"
                   for s in systems]  # fmt: skip
         judged = verdict(cove_cells[0], row.target, row.unit)
         if judged and results.get("quick") and row.target is not None:
             judged += " (--quick)"
         cells.append(judged or "-")
         if judged.startswith("missed") and row.why:
-            notes.append(f"{row.name} missed: {row.why}.")
+            misses.append(f"{row.name}: missed because {row.why}.")
         body.append(cells)
-    return header, body, notes
+    return header, body, skips + misses
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 Getter = Callable[[dict[str, Any]], Cell]
@@ -301,6 +316,17 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
         f"Data folder on: {machine['data_filesystem']}",
         f"Load average at start: {machine['load_average_at_start']}",
     ]
+
+
+def reference_summary(results: dict[str, Any]) -> str:
+    """One sentence naming the reference systems' versions and time box."""
+    refs = results.get("references", {})
+    if not refs:
+        return ""
+    names = ", ".join(f"{system} {ref.get('version')}" for system, ref in refs.items())
+    boxes = {ref.get("time_box_s") for ref in refs.values()}
+    box = f"; each of their workloads is time-boxed at {boxes.pop():g} s" if len(boxes) == 1 else ""
+    return f"References: {names}, each in its own virtual environment{box}."
 
 
 def reference_lines(results: dict[str, Any]) -> list[str]:

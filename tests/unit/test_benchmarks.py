@@ -129,8 +129,11 @@ def test_comparison_table_columns_ratios_and_targets() -> None:
     assert _row(body, "Container cold start, p50")[-1] == "met"
     assert _row(body, "One idle container")[-1] == "met"
     # Skips are explained, and so is every missed target.
-    assert any("skipped: map of 1,000 already ran past" in n for n in notes)
-    assert any(n.startswith("1,000 sequential blocking child calls missed:") for n in notes)
+    assert notes[0] == (
+        "tensorlake local runner skipped the map over 10,000 items of a trivial function: "
+        "map of 1,000 already ran past the 30 s time box."
+    )
+    assert any(n.startswith("1,000 sequential blocking child calls: missed because") for n in notes)
     assert not any(n.startswith("Throughput") for n in notes)
 
 
@@ -147,7 +150,7 @@ def test_markdown_has_the_table_and_its_notes() -> None:
     text = markdown(_results(), details=False)
     assert text.startswith("| Workload | Target | Cove |")
     assert "| Map over 1,000 items of a trivial function | ≤ 0.500 s | 0.400 s |" in text
-    assert "\n- tensorlake local runner, map over 10,000 items" in text
+    assert "\n- tensorlake local runner skipped the map over 10,000 items" in text
 
 
 def test_readme_block_is_replaced_and_the_prose_around_it_kept() -> None:
