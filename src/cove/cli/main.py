@@ -17,6 +17,7 @@ from cove.cli import (
     apps_cmd,
     control_cmd,
     images_cmd,
+    keys_cmd,
     logs_cmd,
     requests_cmd,
     secrets_cmd,
@@ -58,6 +59,7 @@ app.command(rich_help_panel=_REQUESTS)(control_cmd.replay)
 app.command(rich_help_panel=_REQUESTS)(logs_cmd.logs)
 app.add_typer(secrets_cmd.app, name="secrets", rich_help_panel=_APPS)
 app.add_typer(images_cmd.app, name="images", rich_help_panel=_APPS)
+app.add_typer(keys_cmd.app, name="keys", rich_help_panel=_SERVER)
 
 
 def _version(value: bool) -> None:

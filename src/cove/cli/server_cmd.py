@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -16,6 +16,9 @@ from cove.cli.apps_cmd import deploy_paths, files_to_deploy
 from cove.cli.output import console, describe_error, fail, warn
 from cove.errors import CoveError
 from cove.sdk.client import Client
+
+if TYPE_CHECKING:
+    from cove.engine.settings import Settings
 
 #: How long the deploy thread waits for the server to answer ``/healthz``.
 _STARTUP_DEADLINE = 60.0
@@ -96,6 +99,43 @@ def _watch(c: Client, paths: list[Path], stop: threading.Event) -> None:
             deploy_paths(c, changed)
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def check_exposure(settings: Settings) -> None:
+    """Without ``--auth`` the API is open to whoever reaches it: only this machine may."""
+    if not settings.auth and settings.host not in LOOPBACK:
+        fail(
+            f"refusing to listen on {settings.host} without --auth: anyone who can reach that "
+            "address could deploy and run code. Add --auth (and create keys with `cove keys "
+            "create`), or listen on 127.0.0.1."
+        )
+
+
+def announce_auth(settings: Settings) -> None:
+    if not settings.auth:
+        console.print(
+            Text(
+                f"No --auth: listening on {settings.host} only, every API call allowed "
+                "(namespace 'default').",
+                style="yellow",
+            )
+        )
+        return
+    from cove.cli.keys_cmd import count_keys_offline
+
+    if count_keys_offline(settings.data_dir) == 0:
+        console.print(
+            Text(
+                "--auth: every API call needs an API key, and none exists yet. Create an admin "
+                f"key with: cove keys create --data-dir {settings.data_dir} --role admin",
+                style="yellow",
+            )
+        )
+    else:
+        console.print(Text("--auth: every API call needs an API key.", style="dim"))
+
+
 def run_server(
     host: str,
     port: int,
@@ -103,6 +143,7 @@ def run_server(
     deploy: list[Path],
     watch: bool = False,
     retention_days: float | None = None,
+    auth: bool = False,
 ) -> None:
     """Run a server in the foreground; deploy ``deploy`` into it once it answers."""
     from cove.engine.settings import Settings
@@ -118,12 +159,15 @@ def run_server(
     settings = Settings(host=host, port=port, data_dir=data_dir)
     if retention_days is not None:  # else COVE_RETENTION_DAYS, if set
         settings.retention_days = retention_days
+    settings.auth = settings.auth or auth  # --auth, else COVE_AUTH
+    check_exposure(settings)
     url = local_url(host, port)
     console.print(
         Text.assemble(
             ("Cove server ", "bold"), (url, "bold cyan"), (f"  (data: {data_dir})", "dim")
         )
     )
+    announce_auth(settings)
     stop = threading.Event()
     if deploy:
         thread = threading.Thread(
@@ -137,7 +181,10 @@ def run_server(
 
 
 def server(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to listen on (another than 127.0.0.1 needs --auth)."),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8900,
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Where the store lives.")
@@ -158,9 +205,16 @@ def server(
             help="Remove finished requests older than this many days, with their blobs.",
         ),
     ] = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Every API call needs an API key (create them with `cove keys create`).",
+        ),
+    ] = False,
 ) -> None:
     """Run a Cove server on the embedded store (SQLite in the data folder)."""
-    run_server(host, port, data_dir, deploy or [], retention_days=retention_days)
+    run_server(host, port, data_dir, deploy or [], retention_days=retention_days, auth=auth)
 
 
 def dev(

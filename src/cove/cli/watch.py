@@ -26,7 +26,9 @@ def sse_events(
     deadline passes). Reconnects with ``Last-Event-ID`` when the connection drops."""
     last: str | None = None
     while True:
-        headers = {"Accept": "text/event-stream"}
+        from cove.sdk.client import auth_headers
+
+        headers = {"Accept": "text/event-stream", **auth_headers()}
         if last is not None:
             headers["Last-Event-ID"] = last
         try:

@@ -21,12 +21,21 @@ def server_url(explicit: str | None = None) -> str:
     return (explicit or os.environ.get("COVE_URL") or DEFAULT_URL).rstrip("/")
 
 
-class Client:
-    """A thin client over the HTTP API; errors come back as :class:`cove.CoveError`."""
+def auth_headers(api_key: str | None = None) -> dict[str, str]:
+    """``Authorization`` for the API key given, else ``COVE_API_KEY``; none without one."""
+    key = api_key or os.environ.get("COVE_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
-    def __init__(self, url: str | None = None, timeout: float = 60.0) -> None:
+
+class Client:
+    """A thin client over the HTTP API; errors come back as :class:`cove.CoveError`.
+    Sends the API key given, else ``COVE_API_KEY`` (servers started with ``--auth``)."""
+
+    def __init__(
+        self, url: str | None = None, timeout: float = 60.0, api_key: str | None = None
+    ) -> None:
         self.url = server_url(url)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=auth_headers(api_key))
 
     def close(self) -> None:
         self._http.close()
@@ -142,6 +151,25 @@ class Client:
     def delete_secret(self, name: str) -> None:
         """Delete secret ``name``; :class:`cove.errors.NotFoundError` if there is none."""
         self._send("DELETE", f"/secrets/{quote(name, safe='')}")
+
+    # -- API keys -----------------------------------------------------------------------
+    def create_key(
+        self, role: str, namespace: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        """A new API key (admin keys only): its record, with ``key`` shown this once."""
+        body: dict[str, Any] = {"role": role, "name": name}
+        if namespace is not None:
+            body["namespace"] = namespace
+        created: dict[str, Any] = self._send("POST", "/keys", json=body).json()
+        return created
+
+    def keys(self) -> list[dict[str, Any]]:
+        """The keys an admin key may see (never their secrets)."""
+        found: list[dict[str, Any]] = self._send("GET", "/keys").json()["keys"]
+        return found
+
+    def revoke_key(self, key_id: str) -> None:
+        self._send("DELETE", f"/keys/{quote(key_id, safe='')}")
 
 
 def _error_of(response: httpx.Response) -> CoveError:
