@@ -281,8 +281,6 @@ def detail_rows(items: int, repeats: int) -> list[tuple[str, Getter, str]]:
         ("Burst of concurrent requests (warm 4, max 8): total",
          lambda r: _get(r, "burst", "total_s"), "s"),
         ("  latency p99", lambda r: _get(r, "burst", "p99_ms"), "ms"),
-        ("Server RSS, idle after the first call",
-         lambda r: _get(r, "memory_before", "server_rss_mb"), "MB"),
         ("Containers running at the end / their total RSS",
          lambda r: _get(r, "memory", "containers_rss_total_mb"), "MB"),
         ("Cold first call (template + container start)", lambda r: _get(r, "cold_first_call_s"),
