@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import APPS, ServerProcess, wait_until
@@ -74,7 +75,10 @@ def test_cli_invoke_shows_progress_then_the_output_and_follows_logs(
     assert "calls 5/5" in result.stderr
     listing = cove("requests", "fan", "--server", server.url)
     assert listing.returncode == 0 and "succeeded" in listing.stdout
-    rid = next(line.split()[1] for line in listing.stdout.splitlines() if "succeeded" in line)
+    (rid,) = [
+        r["id"] for r in httpx.get(f"{server.url}/applications/fan/requests").json()["requests"]
+    ]
+    assert rid[:12] in listing.stdout  # the table shows it (folded when the terminal is narrow)
     followed = cove("logs", "fan", rid, "-f", "--server", server.url)
     assert followed.returncode == 0, followed.stderr
     assert "fan[0 #1] stdout: fan starts" in followed.stdout

@@ -249,11 +249,13 @@ def requests(
         console.print(f"No requests for {app} yet.", markup=False)
         return
     table = new_table(f"Requests of {app}")
-    table.add_column("id", no_wrap=True)
-    table.add_column("status", min_width=9)
-    table.add_column("version", justify="right", min_width=7)
-    table.add_column("created", no_wrap=True)
-    table.add_column("finished", no_wrap=True)
+    # Ids are 36 characters: in a narrow terminal they fold onto a second line rather
+    # than squeezing the status out of sight.
+    table.add_column("id", overflow="fold", min_width=18)
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("version", justify="right", no_wrap=True, min_width=7)
+    table.add_column("created", overflow="ellipsis", min_width=10)
+    table.add_column("finished", overflow="ellipsis", min_width=10)
     table.add_column("error", overflow="fold")
     for r in rows:
         table.add_row(
