@@ -201,8 +201,17 @@ def run_reference(
     time_box: float,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Install ``system`` if needed, then run its jobs in order; returns its results."""
-    facts = ensure_venv(system, log)
+    """Install ``system`` if needed, then run its jobs in order; returns its results.
+
+    A failure (no package index, a crash, a wrong answer) is recorded, not raised: the
+    table then says which system or workload failed, and the rest of the run goes on.
+    """
+    try:
+        facts = ensure_venv(system, log)
+    except (ReferenceSystemError, OSError) as err:
+        log(f"[{system}] cannot run: {err}")
+        return {"system": system, "package": PACKAGES[system], "time_box_s": time_box,
+                "error": str(err).splitlines()[0], "jobs": {}}  # fmt: skip
     facts.update(system=system, time_box_s=time_box, jobs={})
     done: dict[str, dict[str, Any]] = facts["jobs"]
     for job in jobs:
@@ -216,7 +225,12 @@ def run_reference(
             continue
         log(f"[{system}] {job.key}: {job.warmup} warm-up + {job.repeats} run(s), "
             f"time box {time_box:g} s")  # fmt: skip
-        result = run_job(facts["python"], system, job, time_box)
+        try:
+            result = run_job(facts["python"], system, job, time_box)
+        except (ReferenceSystemError, OSError) as err:
+            log(f"[{system}] {job.key} failed: {err}")
+            result = {**asdict(job), "runs_s": [], "median_s": None, "time_boxed": False,
+                      "skipped": None, "error": str(err).splitlines()[0]}  # fmt: skip
         if result["time_boxed"]:
             log(f"[{system}] {job.key}: stopped at its time box after {result['wall_s']} s")
         done[job.key] = result

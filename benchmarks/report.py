@@ -60,9 +60,13 @@ def _get(data: dict[str, Any], *path: str) -> Cell:
 
 def job_cell(ref: dict[str, Any], key: str, field: str = "median_s", scale: float = 1.0) -> Cell:
     """A reference job's figure: measured, time-boxed (a lower bound) or skipped."""
+    if ref.get("error"):
+        return Cell(note=f"failed: {ref['error']}")
     job = ref.get("jobs", {}).get(key)
     if job is None:
         return Cell()
+    if job.get("error"):
+        return Cell(note=f"failed: {job['error']}")
     if job.get("skipped"):
         return Cell(note=f"skipped: {job['skipped']}")
     if job.get(field) is not None:
@@ -175,8 +179,8 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def cell_text(cell: Cell, unit: str) -> str:
-    if cell.note and cell.note.startswith("skipped"):
-        return "skipped"
+    if cell.note and cell.note.startswith(("skipped", "failed")):
+        return cell.note.split(":")[0]
     if not cell.known:
         return "-"
     text = _fmt(cell.value, unit)
@@ -235,7 +239,13 @@ def comparison_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]
             ref_cells[s] = row.reference(refs[s]) if row.reference else Cell(note="n/a")
             cells.append(cell_text(ref_cells[s], row.unit) if row.reference else "n/a")
             note = ref_cells[s].note
-            if note and note.startswith("skipped"):
+            if note and note.startswith("failed") and refs[s].get("error"):
+                if not any(x.startswith(f"{REFERENCE_NAMES[s]} could not run") for x in skips):
+                    skips.append(f"{REFERENCE_NAMES[s]} could not run: {refs[s]['error']}.")
+            elif note and note.startswith("failed"):
+                skips.append(f"{REFERENCE_NAMES[s]} failed the {_lower_first(row.name)}: "
+                             f"{note.removeprefix('failed: ')}.")  # fmt: skip
+            elif note and note.startswith("skipped"):
                 reason = note.removeprefix("skipped: ")
                 skips.append(
                     f"{REFERENCE_NAMES[s]} skipped the {_lower_first(row.name)}: {reason}."
@@ -321,7 +331,9 @@ def reference_summary(results: dict[str, Any]) -> str:
     refs = results.get("references", {})
     if not refs:
         return ""
-    names = ", ".join(f"{system} {ref.get('version')}" for system, ref in refs.items())
+    names = ", ".join(
+        f"{system} {ref.get('version') or '(could not run)'}" for system, ref in refs.items()
+    )
     boxes = {ref.get("time_box_s") for ref in refs.values()}
     box = f"; each of their workloads is time-boxed at {boxes.pop():g} s" if len(boxes) == 1 else ""
     return f"References: {names}, each in its own virtual environment{box}."

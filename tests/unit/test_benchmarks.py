@@ -170,6 +170,22 @@ def test_readme_block_is_replaced_and_the_prose_around_it_kept() -> None:
         replace_section("no markers", "x")
 
 
+def test_failed_workloads_and_systems_are_shown_and_explained() -> None:
+    results = _results()
+    results["references"]["tensorlake"]["jobs"]["noop"] = {"error": "wrong output 1"}
+    results["references"]["dbos"] = {"error": "installing dbos==3.4.0 failed", "jobs": {}}
+    header, body, notes = comparison_table(results)
+    assert header[3:5] == ["tensorlake local runner", "DBOS (SQLite)"]
+    assert _row(body, "No-arg")[3:5] == ["failed", "failed"]
+    assert _row(body, "Map over 100 ")[3:5] == ["8.000 s", "failed"]
+    assert "DBOS (SQLite) could not run: installing dbos==3.4.0 failed." in notes
+    assert sum(n.startswith("DBOS (SQLite) could not run") for n in notes) == 1
+    assert (
+        "tensorlake local runner failed the no-arg application round trip, p50 (Cove: over "
+        "HTTP): wrong output 1." in notes
+    )
+
+
 # -- reference runs: plans, skips, time boxes -----------------------------------------------
 def test_plans_run_every_workload_with_fewer_repetitions_than_cove() -> None:
     jobs = plan("tensorlake", (100, 1000, 10000), 1000, quick=False)
