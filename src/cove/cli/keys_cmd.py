@@ -50,6 +50,15 @@ def _offline(data_dir: Path) -> Iterator[Any]:
         store.close()
 
 
+def create_key_offline(
+    data_dir: Path, role: str, namespace: str = "default", name: str | None = None
+) -> dict[str, Any]:
+    """Create a key directly in a data folder; its record with ``key`` (shown once)."""
+    with _offline(data_dir) as ring:
+        record, token = asyncio.run(ring.create(namespace, role, name))
+    return {**record.to_dict(), "key": token}
+
+
 def count_keys_offline(data_dir: Path) -> int:
     """How many keys (live or revoked) a data folder holds."""
     with _offline(data_dir) as ring:
@@ -72,9 +81,7 @@ def create(
 ) -> None:
     """Create a key; it is printed once (the server keeps only its hash)."""
     if data_dir is not None:
-        with _offline(data_dir) as ring:
-            record, token = asyncio.run(ring.create(namespace or "default", role, name))
-        created = {**record.to_dict(), "key": token}
+        created = create_key_offline(data_dir, role, namespace or "default", name)
     else:
         with client(server) as c:
             created = c.create_key(role, namespace, name)
