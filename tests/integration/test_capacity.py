@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from cove.engine.settings import Settings
 from cove.server import create_app
-from tests.conftest import APPS
+from tests.conftest import APPS, wait_until
 
 
 def _server(tmp_path: Path, **settings: Any) -> Iterator[tuple[TestClient, Any]]:
@@ -88,3 +88,24 @@ def test_the_machine_capacity_is_shown(two_cpus: tuple[TestClient, Any]) -> None
     body = client.get("/status").json()
     assert body["capacity"]["cpus"] == 2.0
     assert body["capacity"]["cpus_in_use"] == 0.0
+
+
+def test_a_warm_container_displaces_an_idle_one_waiting_to_scale_down(
+    three_gb: tuple[TestClient, Any],
+) -> None:
+    client, engine = three_gb
+    for name in ("capacity_lingering.py", "capacity_warm.py"):
+        path = APPS / name
+        if name == "capacity_warm.py":
+            run(client, "lingering", None)  # its container now idles, holding 2 of 3 GB
+        r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
+        assert r.status_code == 201, r.text
+
+    def pools() -> dict[str, list[str]]:
+        rows = []
+        for app in ("lingering", "warm_big"):
+            rows += client.get(f"/applications/{app}/functions").json()["functions"]
+        return {row["function"]: [c["state"] for c in row["containers"]] for row in rows}
+
+    wait_until(lambda: pools() == {"lingering": [], "warm_big": ["idle"]}, 30, "the swap")
+    assert engine.capacity.evictions == 1

@@ -17,7 +17,8 @@ the calls it waited for.
 A pool that cannot start a container or run a call for want of capacity waits in a FIFO
 list; every release wakes the waiting pools in that order. To make room for a queued
 call, idle containers of other pools (beyond their ``min_containers``, longest idle
-first) are stopped. GPUs are whole devices handed out by ``GpuAllocator``; a pool
+first) are stopped; a minimum or warm container may only displace idle containers that
+their pools would scale down anyway. GPUs are whole devices handed out by ``GpuAllocator``; a pool
 waiting for one waits here too, and an idle container holding a GPU is stopped the
 same way.
 """
@@ -67,14 +68,14 @@ class Capacity:
         """Whether one more of ``pool``'s containers may run calls now."""
         return self.cpu_in_use() + pool.cpu <= self.cpus + _EPSILON
 
-    def can_start(self, pool: Pool, evict: bool) -> bool:
-        """Whether one more of ``pool``'s containers fits in memory; with ``evict``, idle
-        containers of other pools are stopped to make it fit."""
+    def can_start(self, pool: Pool, demand: bool) -> bool:
+        """Whether one more of ``pool``'s containers fits in memory, once idle containers
+        of other pools are stopped to make room: for a queued call (``demand``), any idle
+        one beyond its pool's ``min_containers``; for a minimum or warm container, only
+        those its pool does not keep (idle ones waiting to scale down)."""
         if self.memory_in_use() + pool.memory_gb <= self.memory_gb + _EPSILON:
             return True
-        if not evict:
-            return False
-        for slot in self._idle_elsewhere(pool):
+        for slot in self._idle_elsewhere(pool, keep_warm=not demand):
             self.evict(slot)
             if self.memory_in_use() + pool.memory_gb <= self.memory_gb + _EPSILON:
                 return True
@@ -91,12 +92,14 @@ class Capacity:
                 return True
         return False
 
-    def _idle_elsewhere(self, pool: Pool) -> list[Slot]:
+    def _idle_elsewhere(self, pool: Pool, keep_warm: bool = False) -> list[Slot]:
+        """Idle containers of other pools that may be stopped, longest idle first."""
         idle: list[Slot] = []
         for other in self._pools():
             if other is pool:
                 continue
-            spare = len(other.slots) - (0 if other.retired else other.min_containers)
+            kept = other.target() if keep_warm else (0 if other.retired else other.min_containers)
+            spare = len(other.slots) - kept
             candidates = sorted(
                 (s for s in other.slots if s.alive and not s.calls), key=lambda s: s.idle_since
             )
