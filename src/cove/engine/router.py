@@ -76,6 +76,11 @@ class CallRouter(PoolHooks):
 
     def on_frame(self, slot: Slot, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
+        if not _dispatched_here(slot, msg):
+            _refuse(slot, msg)
+            return
+        if kind == "logs":  # only lines of calls this container serves
+            msg = (kind, [line for line in msg[1] if _serves(slot, line[0], line[1])])
         if kind == "calls":
             self._children(slot, msg[1], msg[2], msg[3])
         elif kind in ("done", "failed", "tail"):
@@ -470,6 +475,43 @@ def after(fn: Callable[[], None]) -> Callable[[Any, BaseException | None], None]
         fn()
 
     return done
+
+
+def _serves(slot: Slot, request_id: object, call_id: object | None = None) -> bool:
+    """Whether the server dispatched that call (or, without one, any call of that request)
+    to this container, and it has not finished."""
+    if call_id is not None:
+        return f"{call_id}@{request_id}" in slot.calls
+    return any(call.run.id == request_id for call in slot.calls.values())
+
+
+def _dispatched_here(slot: Slot, msg: tuple[Any, ...]) -> bool:
+    """A container acts only for the calls it serves: a frame naming another request or
+    call (forged by the code inside, or late) is refused. Each container has its own
+    private channel, so the channel itself is the credential (docs/security.md)."""
+    kind = msg[0]
+    if kind in ("calls", "progress", "metric"):
+        return _serves(slot, msg[1], msg[2])
+    if kind in ("state_get", "state_set"):
+        return _serves(slot, msg[2])
+    return True  # done/failed/tail are matched to a served call below; logs line by line
+
+
+def _refuse(slot: Slot, msg: tuple[Any, ...]) -> None:
+    kind = msg[0]
+    log.warning(
+        "container %s sent a %s frame for a call it does not serve: refused",
+        slot.container.id,
+        kind,
+    )
+    refused = internal("refused: this container does not serve that request")
+    if kind == "calls":
+        for token, *_ in msg[3]:
+            slot.container.send(("result", token, False, refused))
+    elif kind == "state_get":
+        slot.container.send(("state", msg[1], False, None))
+    elif kind == "state_set":
+        slot.container.send(("ack", msg[1]))
 
 
 def tail_chain(call: Call) -> list[Call]:
