@@ -22,8 +22,10 @@ from cove.server import (
     images,
     observe,
     prometheus,
+    request_records,
     requests,
     secrets,
+    ui,
 )
 from cove.telemetry import tracing_from_env
 
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(requests.router)
     app.include_router(secrets.router)
     app.include_router(observe.router)
+    app.include_router(request_records.router)
+    ui.install(app)  # the dashboard at /ui
     app.include_router(prometheus.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")

@@ -194,11 +194,16 @@ async def list_requests(
     request: Request,
     limit: int = Query(20, ge=1, le=200),
     cursor: str | None = Query(None),
+    status: str | None = Query(
+        None,
+        pattern="^(pending|running|succeeded|failed|cancelled)$",
+        description="only requests in this status",
+    ),
 ) -> dict[str, Any]:
     engine = engine_of(request)
     engine.deployments.get(app)
     before = _decode_cursor(cursor) if cursor else None
-    rows = await engine.store.read(lambda c: j.list_requests(c, app, limit + 1, before))
+    rows = await engine.store.read(lambda c: j.list_requests(c, app, limit + 1, before, status))
     page, more = rows[:limit], len(rows) > limit
     next_cursor = _encode_cursor(page[-1]) if more and page else None
     return {"requests": [views.request_summary(r) for r in page], "next_cursor": next_cursor}

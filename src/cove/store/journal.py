@@ -217,10 +217,17 @@ def get_request(conn: Connection, request_id: str) -> dict[str, Any] | None:
 
 
 def list_requests(
-    conn: Connection, app: str, limit: int, before: tuple[float, str] | None
+    conn: Connection,
+    app: str,
+    limit: int,
+    before: tuple[float, str] | None,
+    status: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
+    """Newest first; ``before`` is the (created_at, id) of the last row of the previous page;
+    ``status``: only requests in that status."""
     query = select(requests).where(requests.c.app == app)
+    if status is not None:
+        query = query.where(requests.c.status == status)
     if before is not None:
         created, rid = before
         query = query.where(
@@ -317,6 +324,16 @@ def state_of(conn: Connection, request_id: str) -> dict[str, Payload]:
         )
     )
     return {r[0]: Payload(r[1], r[2]) for r in rows}
+
+
+def state_rows(conn: Connection, request_id: str) -> list[dict[str, Any]]:
+    """The request's state rows (key, value_inline, value_blob, updated_at), by key."""
+    query = (
+        select(request_state)
+        .where(request_state.c.request_id == request_id)
+        .order_by(request_state.c.key)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def add_progress(conn: Connection, row: dict[str, Any]) -> None:
