@@ -57,7 +57,12 @@ def _took(start: str | None, end: str | None) -> str:
     return _seconds((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
 
 
-templates.filters.update(pretty=_pretty, when=_when, seconds=_seconds)
+def _number(value: float) -> str:
+    """A number as JavaScript's String() writes it (33.3, 100), so live updates match."""
+    return f"{value:.12g}"
+
+
+templates.filters.update(pretty=_pretty, when=_when, seconds=_seconds, number=_number)
 templates.globals.update(took=_took)
 
 

@@ -24,7 +24,13 @@
           .then((r) => (r.ok ? r.text() : null))
           .then((html) => {
             const el = document.getElementById("part-" + part);
-            if (html !== null && el) el.innerHTML = html;
+            if (html === null || !el) return;
+            el.innerHTML = html;
+            // The journal may lag the event stream: keep what the events said last.
+            if (part === "summary") {
+              if (lastProgress) showProgress(lastProgress);
+              if (lastStatus) showStatus(lastStatus);
+            }
           })
           .catch(() => {});
       });
@@ -32,7 +38,10 @@
   }
 
   // -- progress ---------------------------------------------------------------------------
+  let lastProgress = null;
+  let lastStatus = null;
   function showProgress(d) {
+    lastProgress = d;
     const bar = document.getElementById("progress-bar");
     const box = document.getElementById("progress");
     const text = document.getElementById("progress-text");
@@ -45,6 +54,7 @@
       shown + " % · " + d.current + " / " + d.total + (d.message ? " · " + d.message : "");
   }
   function showStatus(status) {
+    lastStatus = status;
     const el = document.getElementById("status");
     if (!el) return;
     el.textContent = status;
