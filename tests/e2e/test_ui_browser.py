@@ -129,6 +129,8 @@ def test_request_page_follows_a_running_request(
     assert _bars(page) == attempts
     assert page.evaluate("window.notReloaded") is True  # all of it live, no reload
     page.wait_for_selector("#live-logs", state="hidden")  # its log stream ended with it
+    page.reload()  # the same page rendered whole by the server
+    assert _bars(page) == attempts
     page.screenshot(path=str(SCREENSHOTS / "request.png"), full_page=True)
     containers.screenshot(path=str(SCREENSHOTS / "containers.png"), full_page=True)
 
