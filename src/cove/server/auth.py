@@ -47,6 +47,7 @@ from cove.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from cove.server import safejson
 from cove.server.errors import error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
@@ -239,8 +240,10 @@ class Guard:
         limit: int | None = None
         if parts == ["applications"] or parts == ["images"]:
             limit = self.settings.max_code_bytes + 64 * 1024  # the code part and the form
-        elif not content_type or "json" in content_type or content_type.startswith("text/"):
+        elif "json" in content_type or content_type.startswith("text/"):
             limit = self.settings.max_json_bytes
+        # A body without a content type may be a raw file for an application's File
+        # parameter: cove.server.inputs bounds it by max_json_bytes if it is read as JSON.
         length = headers.get("content-length", "")
         if limit is not None and length.isdigit() and int(length) > limit:
             raise PayloadTooLargeError(
@@ -297,7 +300,7 @@ async def create_key(request: Request) -> dict[str, Any]:
     own namespace (an admin of ``default`` of any namespace)."""
     who = principal(request)
     try:
-        body = await request.json()
+        body = safejson.loads(await request.body())
     except ValueError:
         body = None
     if not isinstance(body, dict):

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from cove.blobs import BlobStore, BlobWriter
 from cove.errors import InvalidInputError, PayloadTooLargeError
 from cove.sdk.file import INLINE_LIMIT, File
+from cove.server import safejson
 
 BATCH = 1024 * 1024  # bytes handed to a writer thread at once
 
@@ -37,7 +38,7 @@ def _bad(app: str, message: str, **details: Any) -> InvalidInputError:
 
 def _parse_json(app: str, raw: bytes, what: str) -> Any:
     try:
-        return json.loads(raw)
+        return safejson.loads(raw)  # bounded: no deep nesting, NaN or giant numbers
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(app, f"{what} is not valid JSON: {exc}") from None
 
@@ -54,6 +55,7 @@ class Upload:
 
     blobs: BlobStore
     limit: int | None = None
+    json_limit: int | None = None  # a body read whole and parsed as JSON (not a file)
 
 
 class _Sink:
@@ -123,7 +125,8 @@ async def read_arguments(
     ):
         values = await _raw_file(request, plist[0]["name"], content_type, upload)
     else:
-        body = b"".join([b async for b in _batches(request, upload.limit)])
+        limits = [n for n in (upload.limit, upload.json_limit) if n is not None]
+        body = b"".join([b async for b in _batches(request, min(limits, default=None))])
         values = _from_body(app, body, content_type, params)
     _validate(app, manifest["parameters"], values)
     return values
@@ -256,7 +259,7 @@ async def _from_multipart(
             continue
         raw = bytes(part.data)
         try:
-            values[part.name] = json.loads(raw)
+            values[part.name] = safejson.loads(raw)
         except (ValueError, UnicodeDecodeError):
             if params[part.name]["schema"].get("type") == "string":
                 values[part.name] = raw.decode(errors="replace")  # plain text for a str

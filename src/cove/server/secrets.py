@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from cove.engine.keys import DEFAULT_NAMESPACE
 from cove.engine.secrets import SecretStore, validate_name
 from cove.errors import InvalidInputError, NotFoundError
+from cove.server import safejson
 from cove.server.applications import engine_of
 from cove.server.auth import principal
 
@@ -42,7 +43,7 @@ async def set_secret(name: str, request: Request) -> Response:
     it (``@function(secrets=[...])``) get it as an environment variable."""
     validate_name(name)
     try:
-        body = await request.json()
+        body = safejson.loads(await request.body())
     except ValueError:
         raise InvalidInputError(
             'setting a secret needs a JSON body {"value": "..."}', secret=name
