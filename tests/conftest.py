@@ -15,6 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.postgres import PostgresServer
+from tests.postgres import missing as postgres_missing
+
 APPS = Path(__file__).parent / "apps"
 
 
@@ -120,3 +123,36 @@ def _kill_workers(root: Path) -> None:
     for record in root.rglob("containers/*"):
         with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
             os.killpg(int(record.name), signal.SIGKILL)
+
+
+# -- the database backend (tests/postgres.py) -------------------------------------------------
+BACKEND = os.environ.get("COVE_TEST_DATABASE", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def _postgres_server() -> Iterator[PostgresServer]:
+    why = postgres_missing()
+    if why is not None:
+        if BACKEND == "postgresql":
+            pytest.fail(f"COVE_TEST_DATABASE=postgresql but {why}")
+        pytest.skip(why)
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(_postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test (skips where there is none)."""
+    url = _postgres_server.create_database()
+    yield url
+    _postgres_server.drop_database(url)
+
+
+@pytest.fixture(autouse=True)
+def _database_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With COVE_TEST_DATABASE=postgresql, every engine and server of the test, in process or
+    not, stores its journal in a fresh PostgreSQL database instead of SQLite."""
+    if BACKEND != "postgresql" or "sqlite_only" in request.keywords:
+        return
+    monkeypatch.setenv("COVE_DATABASE_URL", request.getfixturevalue("postgres_url"))

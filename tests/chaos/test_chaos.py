@@ -21,7 +21,6 @@ import os
 import pickle
 import random
 import signal
-import sqlite3
 import threading
 import time
 import traceback
@@ -33,7 +32,10 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 
+from cove.engine.settings import Settings
+from cove.store.database import postgres_url
 from tests.conftest import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -464,14 +466,16 @@ class Recorded:
 
 def _journal_tokens(data: Path, request_ids: set[str]) -> dict[tuple[str, str], Recorded]:
     """(request_id, call_id) -> the status and the token of the output the journal recorded."""
-    db = sqlite3.connect(data / "cove.db")
+    # The servers' database: SQLite in the data folder, or COVE_DATABASE_URL's PostgreSQL.
+    engine = sqlalchemy.create_engine(postgres_url(Settings(data_dir=data).database()))
     try:
-        rows = db.execute(
-            "SELECT request_id, call_id, status, attempts, output_mode, output_inline, output_blob "
-            "FROM function_calls"
-        ).fetchall()
+        with engine.connect() as db:
+            rows = db.exec_driver_sql(
+                "SELECT request_id, call_id, status, attempts, output_mode, output_inline, "
+                "output_blob FROM function_calls"
+            ).fetchall()
     finally:
-        db.close()
+        engine.dispose()
     calls: dict[tuple[str, str], Recorded] = {}
     for rid, call_id, status, attempts, mode, inline, blob in rows:
         if rid not in request_ids:

@@ -49,7 +49,9 @@ async def invoke(
     engine = engine_of(request)
     seconds = _wait_seconds(request, wait)
     manifest = engine.deployments.get(app).application
-    upload = Upload(engine.blobs, engine.settings.max_upload_bytes)  # files stream to blobs
+    settings = engine.settings
+    # Files stream to blobs; a JSON body is read whole, so it has a limit of its own.
+    upload = Upload(engine.blobs, settings.max_upload_bytes, settings.max_json_bytes)
     values = await read_arguments(request, manifest, upload)
     key = request.headers.get("idempotency-key")
     request_id, _created = await engine.invoke(app, values, key, fingerprint(values))

@@ -281,9 +281,29 @@ def open_store(url: str, sqlite_synchronous: str = "FULL") -> Store:
             raise ValueError(f"sqlite synchronous must be OFF, NORMAL, FULL or EXTRA: {url}")
         writer = _sqlite_engine(url, sqlite_synchronous.upper(), immediate=True)
         reader = _sqlite_engine(url, sqlite_synchronous.upper(), immediate=False)
+    elif url.startswith(("postgresql", "postgres")):
+        url = postgres_url(url)
+        writer = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        reader = create_engine(url, pool_size=4, max_overflow=4, pool_pre_ping=True)
     else:
-        writer = create_engine(url, pool_size=1, max_overflow=0)
-        reader = create_engine(url, pool_size=4)
+        raise ValueError(f"unsupported database URL (use sqlite:/// or postgresql://): {url}")
     with writer.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait and find it done.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7405733)")
         migrate(conn)
     return Store(writer, reader)
+
+
+def postgres_url(url: str) -> str:
+    """``postgresql://...`` with the psycopg 3 driver named, as SQLAlchemy wants it."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "a PostgreSQL database needs the psycopg driver: pip install 'cove[postgres]'"
+            ) from None
+        return f"postgresql+psycopg{sep}{rest}"
+    return url
