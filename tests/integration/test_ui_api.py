@@ -45,7 +45,8 @@ def test_a_file_input_is_described_and_downloadable(client: TestClient) -> None:
     rid = r.headers["x-cove-request-id"]
     url = f"/applications/shout/requests/{rid}/input/doc"
     described = client.get(f"/applications/shout/requests/{rid}/input").json()["input"]
-    assert described == {"doc": {"file": {"content_type": "text/plain", "size": 100_000, "url": url}}}
+    file = {"content_type": "text/plain", "size": 100_000, "url": url}
+    assert described == {"doc": {"file": file}}
     got = client.get(url)
     assert got.content == body and got.headers["content-type"] == "text/plain"
     part = client.get(url, headers={"Range": "bytes=0-9"})
