@@ -144,6 +144,8 @@ def run_server(
     watch: bool = False,
     retention_days: float | None = None,
     auth: bool = False,
+    runtime: str | None = None,
+    ray_address: str | None = None,
 ) -> None:
     """Run a server in the foreground; deploy ``deploy`` into it once it answers."""
     from cove.engine.settings import Settings
@@ -160,6 +162,10 @@ def run_server(
     if retention_days is not None:  # else COVE_RETENTION_DAYS, if set
         settings.retention_days = retention_days
     settings.auth = settings.auth or auth  # --auth, else COVE_AUTH
+    if runtime is not None:  # else COVE_RUNTIME
+        settings.runtime = runtime
+    if ray_address is not None:  # else COVE_RAY_ADDRESS
+        settings.ray_address = ray_address
     check_exposure(settings)
     url = local_url(host, port)
     console.print(
@@ -212,9 +218,26 @@ def server(
             help="Every API call needs an API key (create them with `cove keys create`).",
         ),
     ] = False,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime",
+            help="Where containers run: local (processes here) or ray (actors on a Ray "
+            "cluster; pip install 'cove[ray]').",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="The Ray cluster's head, HOST:PORT (--runtime ray)."),
+    ] = None,
 ) -> None:
     """Run a Cove server on the embedded store (SQLite in the data folder)."""
-    run_server(host, port, data_dir, deploy or [], retention_days=retention_days, auth=auth)
+    if runtime not in (None, "local", "ray"):
+        fail(f"--runtime must be local or ray, got {runtime!r}")
+    run_server(
+        host, port, data_dir, deploy or [], retention_days=retention_days, auth=auth,
+        runtime=runtime, ray_address=ray_address,
+    )  # fmt: skip
 
 
 def dev(

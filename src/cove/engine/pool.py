@@ -273,6 +273,8 @@ class Pool:
             python=str(built.python) if built is not None else None,
             cpu=float(self.function.get("cpu") or 1.0),
             cwd=built.workdir if built is not None else None,
+            manifest=self.function,
+            region=self.function.get("region") or v.application.get("region"),
         )
         self._background(self._start(spec))
         return True

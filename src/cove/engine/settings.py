@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     gpus: list[str] = Field(default_factory=list, description="GPU models on this machine")
     regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"])
 
+    # -- where containers run (docs/ray.md) ----------------------------------------------
+    runtime: str = Field(
+        default="local",
+        pattern="^(local|ray)$",
+        description="local: processes on this machine; ray: actors on a Ray cluster",
+    )
+    ray_address: str | None = Field(
+        default=None, description="the Ray cluster (HOST:PORT of its head; default: auto)"
+    )
+    ray_callback_host: str | None = Field(
+        default=None,
+        description="the address Ray nodes reach this server at (default: the one on the route "
+        "to the Ray head)",
+    )
+
     # -- files and blobs (docs/files.md) ---------------------------------------------------
     blob_url: str | None = Field(
         default=None,

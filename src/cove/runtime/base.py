@@ -29,6 +29,10 @@ class ContainerSpec:
     python: str | None = None  # the interpreter of the function's image (None: the server's)
     cwd: Path | None = None  # the image's workdir (None: the code's folder)
     cpu: float = 1.0  # CPUs it may use: the local runtime confines it to that many cores
+    # The function's manifest (resources, image, concurrency) and the region it is pinned
+    # to: a runtime that places containers on a cluster (Ray) maps them onto its own.
+    manifest: dict[str, Any] = field(default_factory=dict, hash=False)
+    region: str | None = None
 
 
 class Container(ABC):
