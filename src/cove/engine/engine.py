@@ -88,6 +88,7 @@ class Engine(CallRouter):
         # the pools of its functions (one set of containers per function of that code).
         self.pools: dict[tuple[str, int, str], Pool] = {}
         self._shared: dict[tuple[str, str, str, str | None], Pool] = {}
+        self._recording: dict[str, asyncio.Future[Any]] = {}  # see invoke(answer_later=)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._janitor: asyncio.Task[None] | None = None
         self.accepting = False
@@ -225,8 +226,14 @@ class Engine(CallRouter):
         values: dict[str, Any],
         idempotency_key: str | None = None,
         body_hash: str | None = None,
+        answer_later: bool = False,
     ) -> tuple[str, bool]:
-        """Accept a request; returns ``(request_id, created)`` once it is durable."""
+        """Accept a request; returns ``(request_id, created)`` once it is durable.
+
+        With ``answer_later`` (a client that waits for the output), it returns at once and
+        the record commits with the next durable write (usually the output's, so a quick
+        request costs one commit, not two) or within ``LAZY_FLUSH_SECONDS``: the caller
+        must ``await recorded(request_id)`` before telling the client anything."""
         if not self.accepting:
             raise UnavailableError("the server is shutting down: send the request again later")
         version = self.deployments.get(app)
@@ -253,6 +260,10 @@ class Engine(CallRouter):
             # Nothing to deduplicate: the entry call starts while its record commits. Every
             # answer about the request (its id, its output) still waits for that commit,
             # and the call's own records commit after it.
+            if answer_later:
+                self._recording[rid] = self.store.write_future(write, lazy=True)
+                self._start(rid, version, entry, args)
+                return rid, True
             committed = self.store.write_future(write)
             self._start(rid, version, entry, args)
             try:
@@ -267,6 +278,21 @@ class Engine(CallRouter):
         if created:
             self._start(rid, version, entry, args)
         return request_id, created
+
+    async def recorded(self, request_id: str) -> None:
+        """Wait until the record of a request accepted with ``answer_later`` is durable."""
+        committed = self._recording.get(request_id)
+        if committed is None:
+            return
+        try:
+            await committed
+        except BaseException:
+            run = self.live.get(request_id)
+            if run is not None:
+                self._close(run, "failed", internal("the request could not be recorded"))
+            raise
+        finally:
+            self._recording.pop(request_id, None)
 
     def _start(self, rid: str, version: Version, entry: str, args: bytes) -> None:
         run = RequestRun(rid, version)

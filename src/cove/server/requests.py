@@ -54,11 +54,18 @@ async def invoke(
     upload = Upload(engine.blobs, settings.max_upload_bytes, settings.max_json_bytes)
     values = await read_arguments(request, manifest, upload)
     key = request.headers.get("idempotency-key")
-    request_id, _created = await engine.invoke(app, values, key, fingerprint(values))
-    if observe.wants_event_stream(request):  # the request's events, live (GET .../progress)
+    stream = observe.wants_event_stream(request)
+    # A client waiting for the output hears nothing before it: the request's record may
+    # then commit with the output's, one commit instead of two.
+    later = bool(seconds) and not stream
+    request_id, _created = await engine.invoke(
+        app, values, key, fingerprint(values), answer_later=later
+    )
+    if stream:  # the request's events, live (GET .../progress)
         return observe.progress_stream(engine.events, request_id)
     if seconds:
         await engine.wait(request_id, seconds)
+        await engine.recorded(request_id)
         return await _output(request, app, request_id, pending_status=202)
     return JSONResponse({"request_id": request_id}, headers={"X-Cove-Request-Id": request_id})
 

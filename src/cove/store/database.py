@@ -95,9 +95,10 @@ class Store:
         """The event loop that ``on_loop`` callbacks run on."""
         self.loop = loop
 
-    def write_future(self, op: Callable[[Connection], T]) -> asyncio.Future[T]:
+    def write_future(self, op: Callable[[Connection], T], lazy: bool = False) -> asyncio.Future[T]:
         """Queue ``op`` now (its place in the commit order is taken at once); the future
-        resolves once it is committed."""
+        resolves once it is committed. A ``lazy`` one rides with the next other write (see
+        ``submit``)."""
         loop = asyncio.get_running_loop()
         if self.loop is None:
             self.loop = loop
@@ -107,13 +108,13 @@ class Store:
             _settle(future, result, error)
 
         if self.loop is loop:
-            self.submit(op, on_loop=done)
+            self.submit(op, on_loop=done, lazy=lazy)
         else:
 
             def wake(result: Any, error: BaseException | None) -> None:
                 loop.call_soon_threadsafe(done, result, error)
 
-            self.submit(op, wake)
+            self.submit(op, wake, lazy=lazy)
         return future
 
     async def write(self, op: Callable[[Connection], T]) -> T:
