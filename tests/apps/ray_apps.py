@@ -66,3 +66,28 @@ def slow(item: tuple[str, int]) -> dict[str, str]:
 def survive(folder: str, n: int) -> list[dict[str, str]]:
     """A map whose items run on both nodes; the entry call stays on the head node."""
     return slow.map([(folder, i) for i in range(n)])
+
+
+@function(memory=1)
+def hog(megabytes: int) -> int:
+    block = bytearray(megabytes * 2**20)  # zero-filled: really resident
+    time.sleep(60)
+    return len(block)
+
+
+@application()
+@function()
+def greedy(megabytes: int) -> int:
+    return hog(megabytes)
+
+
+@function(timeout=2, max_containers=1)
+def napper(seconds: float) -> dict[str, str]:
+    time.sleep(seconds)
+    return {**_where(), "pid": str(os.getpid())}
+
+
+@application()
+@function()
+def nap(seconds: float) -> dict[str, str]:
+    return napper(seconds)

@@ -133,7 +133,7 @@ class Cluster:
 
 def _ray_start(*args: str) -> list[str]:
     return [str(BIN / "ray"), "start", "--block", "--disable-usage-stats",
-            "--node-ip-address", "127.0.0.1", "--num-cpus", "8",
+            "--node-ip-address", "127.0.0.1", "--num-cpus", "16",
             "--memory", str(16 * 1024**3), "--object-store-memory", str(80 * 1024**2),
             *args]  # fmt: skip
 
@@ -218,6 +218,22 @@ def test_a_map_spreads_over_both_nodes_with_state_and_progress(cluster: Cluster)
     assert out["extra"]["i"] == "100"  # a future run and collected in the container
     assert out["asked"] == 8  # request state written and read back over the channel
     assert all(r["secret"] == "" for r in items)  # secrets only where a function lists them
+
+
+def test_memory_is_enforced_by_coves_monitor_and_timeouts_replace_the_actor(
+    cluster: Cluster,
+) -> None:
+    started = time.monotonic()
+    response = cluster.client.post("/applications/greedy", params={"wait": 120}, json=1300)
+    assert response.status_code == 500, response.text
+    assert response.json()["error"]["reason"] == "out_of_memory"
+    assert time.monotonic() - started < 45  # stopped long before its 60 s sleep ends
+
+    response = cluster.client.post("/applications/nap", params={"wait": 120}, json=30)
+    assert response.status_code == 500, response.text
+    assert response.json()["error"]["reason"] == "function_timeout"
+    after = cluster.invoke("nap", 0)  # a fresh actor serves the next call
+    assert after["node"] in ("head", "region")
 
 
 def test_a_node_killed_mid_request_has_its_calls_rerun_on_the_other(cluster: Cluster) -> None:
