@@ -239,9 +239,7 @@ def test_memory_is_enforced_by_coves_monitor_and_timeouts_replace_the_actor(
 def test_a_node_killed_mid_request_has_its_calls_rerun_on_the_other(cluster: Cluster) -> None:
     marks = cluster.root / "marks"
     marks.mkdir()
-    response = cluster.client.post(
-        "/applications/survive", json={"folder": str(marks), "n": 6}
-    )
+    response = cluster.client.post("/applications/survive", json={"folder": str(marks), "n": 6})
     assert response.status_code == 200, response.text
     request_id = response.json()["request_id"]
 
