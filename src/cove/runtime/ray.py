@@ -197,6 +197,12 @@ class RayRuntime(ContainerRuntime):
     @classmethod
     def connect(cls, settings: Settings) -> RayRuntime:
         """Connect to ``settings.ray_address`` and size ``settings`` to the cluster."""
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise RuntimeError(
+                "the Ray runtime needs Ray installed: pip install 'cove[ray]'"
+            ) from None
         runtime = cls(
             settings.ray_address or "auto",
             settings.ray_callback_host,
