@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -48,11 +49,12 @@ class ContainerActor:
         self.node_id: str = ray.get_runtime_context().get_node_id()
         code_dir = materialize(code_key, files)
         _sweep_tmp()
-        self.tmp = ROOT / "tmp" / container_id
+        # Unique: container ids repeat across servers sharing a node.
+        self.tmp = ROOT / "tmp" / f"{container_id}-{secrets.token_hex(6)}"
         self.tmp.mkdir(parents=True, exist_ok=True)
         # Held while the process lives: a folder whose lock is free belongs to no one.
         self._lock = os.open(self.tmp / ".cove-lock", os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.tmp.mkdir(parents=True, exist_ok=True)  # a sweep may have raced the lock
         os.environ.update(
             {
