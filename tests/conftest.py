@@ -149,10 +149,26 @@ def postgres_url(_postgres_server: PostgresServer) -> Iterator[str]:
     _postgres_server.drop_database(url)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _module_databases(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """The databases this module's tests made, dropped when the module is done: an engine
+    of a module-scoped fixture keeps using the one its first test made."""
+    made: list[str] = []
+    yield made
+    if made:
+        server = request.getfixturevalue("_postgres_server")
+        for url in made:
+            server.drop_database(url)
+
+
 @pytest.fixture(autouse=True)
-def _database_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def _database_backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, _module_databases: list[str]
+) -> None:
     """With COVE_TEST_DATABASE=postgresql, every engine and server of the test, in process or
     not, stores its journal in a fresh PostgreSQL database instead of SQLite."""
     if BACKEND != "postgresql" or "sqlite_only" in request.keywords:
         return
-    monkeypatch.setenv("COVE_DATABASE_URL", request.getfixturevalue("postgres_url"))
+    url = request.getfixturevalue("_postgres_server").create_database()
+    _module_databases.append(url)
+    monkeypatch.setenv("COVE_DATABASE_URL", url)

@@ -130,6 +130,7 @@ def test_roles(client: TestClient, admin: str) -> None:
     assert client.get("/metrics", headers=bearer(admin)).status_code == 200
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 def test_keys_are_listed_without_secrets_stored_hashed_and_revoked_at_once(
     client: TestClient, admin: str, data: Path
 ) -> None:
