@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cove.engine.keys import (
@@ -52,6 +54,11 @@ from cove.server.errors import error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 MACHINE_PATHS = frozenset({"/status", "/metrics"})  # about every namespace: admins of default
+# The dashboard in a browser: its key in an HttpOnly, SameSite=Strict cookie, honoured for
+# GET and HEAD only (so a cross-site form cannot act with it); its sign-in page and static
+# files are open.
+COOKIE = "cove_key"
+UI_OPEN = frozenset({"/ui/login", "/ui/logout"})
 NAMESPACE_HEADER = "x-cove-namespace"  # which namespace an unauthenticated call means
 UNAUTHENTICATED = "unauthenticated_requests"
 
@@ -142,12 +149,20 @@ class Guard:
             )
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
         path: str = scope["path"]
-        if path in OPEN_PATHS:
+        if path in OPEN_PATHS or path in UI_OPEN or path.startswith("/ui/static/"):
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
         parts = [p for p in path.split("/") if p]
-        who = await self._principal(scope, method, parts, headers)
+        try:
+            who = await self._principal(scope, method, parts, headers)
+        except AuthenticationError:
+            if method == "GET" and parts[:1] == ["ui"]:  # a browser: to the sign-in page
+                query = bytes(scope.get("query_string", b"")).decode("latin-1")
+                target = quote(path + ("?" + query if query else ""), safe="")
+                await RedirectResponse(f"/ui/login?next={target}", 303)(scope, receive, send)
+                return
+            raise
         if parts and parts[0] == "applications" and len(parts) >= 2:
             if SEPARATOR in parts[1]:  # an engine name: no client may name it directly
                 raise NotFoundError(f"application {parts[1]!r} is not deployed")
@@ -180,6 +195,10 @@ class Guard:
             return LOCAL
         head = "/".join(parts)
         authorization = headers.get("authorization")
+        if authorization is None and method in ("GET", "HEAD"):
+            cookie = SimpleCookie(headers.get("cookie", "")).get(COOKIE)
+            if cookie is not None and cookie.value:
+                authorization = f"Bearer {cookie.value}"
         if authorization is None:
             return await self._anonymous(scope, method, parts, headers)
         scheme, _, token = authorization.partition(" ")

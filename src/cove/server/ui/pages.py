@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -285,3 +286,52 @@ async def containers_part(app: str, function: str, request: Request) -> Response
 @router.get("/apps", include_in_schema=False)
 async def apps_redirect() -> RedirectResponse:
     return RedirectResponse("/ui", status_code=307)
+
+
+# -- signing in (servers started with --auth) ------------------------------------------------
+_LOGIN_BODY_LIMIT = 4096
+
+
+def _safe_next(target: str) -> str:
+    """Where to go after signing in: a dashboard page of this server, nowhere else."""
+    return target if target.startswith("/ui") and not target.startswith("//") else "/ui"
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(next: str = "/ui") -> Response:
+    return render("login.html", next=_safe_next(next), problem=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    """Check the key, then keep it in an HttpOnly cookie honoured for GET requests only."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _LOGIN_BODY_LIMIT:
+            return render("login.html", 413, next="/ui", problem="That form is too large.")
+    form = parse_qs(body.decode("utf-8", "replace"))
+    key = (form.get("key") or [""])[0].strip()
+    target = _safe_next((form.get("next") or ["/ui"])[0])
+    if not request.app.state.engine.settings.auth:
+        return RedirectResponse(target, status_code=303)  # no keys on this server
+    if not key or await auth.keyring(request).authenticate(key) is None:
+        problem = "That key is not valid (unknown, malformed or revoked)."
+        return render("login.html", 401, next=target, problem=problem)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        auth.COOKIE,
+        key,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(auth.COOKIE, path="/")
+    return response
