@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.files import run_files_phase
 from benchmarks.machine import machine_facts
 from benchmarks.plot import plot
 from benchmarks.readme import update_readme
@@ -75,6 +76,11 @@ def parse_args(
         help="record py-spy profiles of the server and its containers during each measured "
         "phase into DIR (raw collapsed stacks; read them with python -m benchmarks.profile_report)",
     )  # fmt: skip
+    parser.add_argument(
+        "--files", type=int, default=None, metavar="MIB",
+        help="size of the file uploaded and downloaded on each blob backend, local and S3 "
+        "(moto), in MiB (default: 1024, 16 with --quick; 0 skips)",
+    )  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="also print the Markdown tables")
     parser.add_argument(
         "--publish", action="store_true",
@@ -130,6 +136,10 @@ def main(
         for system in (s for s in PACKAGES if s in systems):
             jobs = plan(system, counts.map_sizes, counts.fanout_items, args.quick)
             results["references"][system] = run_reference(system, jobs, time_box, log)
+        mib = args.files if args.files is not None else (16 if args.quick else 1024)
+        if "cove" in systems and mib > 0:
+            log(f"files: a {mib} MiB upload and download on each blob backend (local, S3 on moto)")
+            results.update(run_files_phase(data_root, mib * 1024 * 1024))
     except (RuntimeError, OSError, httpx.HTTPError) as err:
         print(f"benchmark failed: {err}", file=sys.stderr)
         return 1

@@ -397,6 +397,14 @@ def print_report(results: dict[str, Any]) -> None:
         for r in dbody:
             details.add_row(*r)
         console.print(details)
+    files = files_table(results)
+    if files is not None:
+        blobs = Table(title="Files: one upload and one download, streamed")
+        for name in files[0]:
+            blobs.add_column(name)
+        for r in files[1]:
+            blobs.add_row(*r)
+        console.print(blobs)
 
 
 def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -417,4 +425,23 @@ def markdown(results: dict[str, Any], details: bool = True) -> str:
     if details and results.get("levels"):
         lines.append("")
         lines += _markdown_table(*detail_table(results))
+    files = files_table(results)
+    if files is not None:
+        lines.append("")
+        lines += _markdown_table(*files)
     return "\n".join(lines)
+
+
+def files_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """Upload and download throughput per blob backend, or None if not measured."""
+    files = results.get("files")
+    if not files:
+        return None
+    header = ["Blob backend", "File", "Upload", "Download"]
+    body = []
+    for backend, row in files.items():
+        name = {"local": "local folder", "s3": "S3 (moto server, local)"}.get(backend, backend)
+        size = f"{row['bytes'] / 2**20:.0f} MiB"
+        up, down = f"{row['upload_mb_s']:.0f} MB/s", f"{row['download_mb_s']:.0f} MB/s"
+        body.append([name, size, up, down])
+    return header, body
