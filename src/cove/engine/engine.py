@@ -25,6 +25,7 @@ from cove.engine.events import EventLog
 from cove.engine.failures import internal
 from cove.engine.ids import new_request_id
 from cove.engine.keys import DEFAULT_NAMESPACE, namespace_of
+from cove.engine.leases import LeaseLost, Leases, SharedDeployments
 from cove.engine.model import Call, Outcome, RequestRun
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool
@@ -71,7 +72,11 @@ class Engine(CallRouter):
 
             runtime = RayRuntime.connect(settings)  # also sizes settings to the cluster
         self.runtime = runtime or LocalProcessRuntime(data_dir, settings.use_templates)
-        self.deployments = Deployments(self.store, self.blobs, data_dir)
+        # On PostgreSQL other replicas may share the database (cove.engine.leases).
+        replicated = self.store.writer_engine.dialect.name == "postgresql"
+        self.deployments = (SharedDeployments if replicated else Deployments)(
+            self.store, self.blobs, data_dir
+        )
         # GPUs: the ones named in the settings, else what nvidia-smi finds on this machine.
         local = settings.runtime == "local"
         found = gpus_from_names(settings.gpus) if settings.gpus or not local else discover()
@@ -81,6 +86,7 @@ class Engine(CallRouter):
         self._namespace_secrets: dict[str, SecretStore] = {DEFAULT_NAMESPACE: self.secrets}
         self.images = ImageBuilder(data_dir)
         self.events = EventLog(self.store)  # progress, logs, timelines (cove.engine.events)
+        self.leases = Leases(self)  # which replica runs which request (PostgreSQL only)
         self.live: dict[str, RequestRun] = {}
         # Outcomes of recently finished requests, so a waiting client is answered from memory.
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
@@ -107,6 +113,8 @@ class Engine(CallRouter):
             self._keep_ready(version)
         self._janitor = self._loop.create_task(self._reap_idle())
         self._memory_watch = self._loop.create_task(self._watch_memory())
+        if self.leases.enabled:
+            self.leases.start()
         self.accepting = True
 
     def begin_shutdown(self) -> None:
@@ -133,6 +141,8 @@ class Engine(CallRouter):
             self._memory_watch.cancel()
         for pool in self.all_pools():
             await pool.stop()
+        if self.leases.enabled:
+            await self.leases.stop()  # other replicas take the unfinished requests over
         await self.runtime.close()
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
@@ -151,26 +161,33 @@ class Engine(CallRouter):
                 await pool.stop_idle(self.settings.container_idle_timeout)
 
     async def _recover(self) -> None:
+        if self.leases.enabled:  # only requests no live replica holds
+            await self.leases.recover()
+            return
         rows = await self.store.read(j.unfinished_requests)
         for row in rows:
-            rid: str = row["id"]
-            try:
-                version = self.deployments.get(row["app"], row["version"])
-            except Exception:
-                gone = internal("the request's application version is gone")
-                await self.store.write(
-                    functools.partial(
-                        j.finish_request,
-                        request_id=rid,
-                        status="failed",
-                        now=time.time(),
-                        error=gone,
-                    )
-                )
-                continue
-            await self._resume(rid, version, row["status"])
+            await self.resume_row(row)
         if rows:
             log.info("resumed %d unfinished request(s)", len(rows))
+
+    async def resume_row(self, row: dict[str, Any]) -> None:
+        """Resume an unfinished request from its row (failed if its version is gone)."""
+        rid: str = row["id"]
+        try:
+            version = self.deployments.get(row["app"], row["version"])
+        except Exception:
+            gone = internal("the request's application version is gone")
+            await self.store.write(
+                functools.partial(
+                    j.finish_request,
+                    request_id=rid,
+                    status="failed",
+                    now=time.time(),
+                    error=gone,
+                )
+            )
+            return
+        await self._resume(rid, version, row["status"])
 
     async def _resume(self, rid: str, version: Version, status: str) -> None:
         """Rebuild a request from the journal and run its entry call again."""
@@ -254,7 +271,10 @@ class Engine(CallRouter):
         def write(conn: Any) -> tuple[str, bool]:
             payload = self.payloads.keep(args)
             root = call_row(rid, "0", entry, None, "json", f"json:{entry}", payload, now)
-            return j.create_request(conn, request, root)
+            found = j.create_request(conn, request, root)
+            if found[1]:
+                self.leases.hold(conn, rid)  # this replica runs it
+            return found
 
         if idempotency_key is None:
             # Nothing to deduplicate: the entry call starts while its record commits. Every
@@ -305,7 +325,8 @@ class Engine(CallRouter):
 
     async def wait(self, request_id: str, timeout: float) -> None:
         run = self.live.get(request_id)
-        if run is None:
+        if run is None:  # finished, or run by another replica
+            await self.leases.wait_remote(request_id, timeout, self._stopping)
             return
         # A graceful shutdown answers waiting clients at once (the request goes on).
         done = asyncio.ensure_future(run.done.wait())
@@ -321,11 +342,15 @@ class Engine(CallRouter):
     async def cancel(self, request_id: str, reason: str = "cancelled by the user") -> bool:
         """Stop a running request: its running calls stop, queued ones never start, and it
         ends ``cancelled`` (durably: a restart does not resume it). False if not running."""
-        run = self.live.get(request_id)
-        if run is None:
-            return False
         error = {"reason": "cancelled", "function_name": None, "message": reason}
-        await self._finish_request(run, "cancelled", error=error)
+        run = self.live.get(request_id)
+        if run is None:  # finished, or run by another replica
+            return await self.leases.cancel_remote(request_id, error)
+        try:
+            await self._finish_request(run, "cancelled", error=error)
+        except LeaseLost:  # another replica runs it now
+            self.leases.forfeit(run)
+            return await self.leases.cancel_remote(request_id, error)
         return True
 
     async def replay(self, app: str, request_id: str, upgrade: bool = False) -> int:
@@ -342,7 +367,12 @@ class Engine(CallRouter):
             )
         version = self.deployments.get(app, None if upgrade else row["version"])
         now = time.time()
-        await self.store.write(lambda c: j.prepare_replay(c, request_id, version.version, now))
+
+        def reopen(conn: Any) -> None:
+            j.prepare_replay(conn, request_id, version.version, now)
+            self.leases.hold(conn, request_id, reopened=True)
+
+        await self.store.write(reopen)
         self.recent.pop(request_id, None)
         await self._resume(request_id, version, "pending")
         return version.version
@@ -365,6 +395,14 @@ class Engine(CallRouter):
             await self._prepare(manifest, namespace)
 
         versions = await self.deployments.deploy(filename, code, prepare, namespace)
+        await self.adopt_versions(versions)
+        await self.leases.announce_deploy()
+        return versions
+
+    async def adopt_versions(self, versions: list[Version]) -> None:
+        """New versions (deployed here or on another replica): their pools made ready."""
+        if not versions:
+            return
         for version in versions:
             for function in version.functions:
                 self._pool(version, function)  # identical code joins the pools it has
@@ -373,7 +411,6 @@ class Engine(CallRouter):
         for pool in self.all_pools():
             # Pools that serve no latest version keep no minimum and no warm containers.
             pool.retired = not any(latest.get(app) == number for app, number in pool.users)
-        return versions
 
     async def _prepare(self, manifest: dict[str, Any], namespace: str) -> None:
         """Before a deploy is stored: its secrets must exist and its images must build."""
@@ -406,6 +443,9 @@ class Engine(CallRouter):
                     secrets=missing,
                 )
 
+    def _fence(self, conn: Any, run: RequestRun) -> None:
+        self.leases.fence(conn, run.id)
+
     def on_gpus_freed(self) -> None:
         self.capacity.freed()
 
@@ -429,6 +469,7 @@ class Engine(CallRouter):
         for rid in [rid for rid, outcome in self.recent.items() if outcome.app == app]:
             del self.recent[rid]
         await self.deployments.delete(app)
+        await self.leases.announce_deploy()
 
     def all_pools(self) -> list[Pool]:
         return list(self._shared.values())

@@ -112,6 +112,9 @@ class EventLog:
         # Rows waiting for the writer; one lazy write drains them all.
         self._rows: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
         self._rows_lock = threading.Lock()
+        # Set when other replicas share the database (cove.engine.leases): a request run
+        # elsewhere is followed by reading its journaled entries this often.
+        self.poll_interval: float | None = None
 
     # -- what the engine reports --------------------------------------------------------
     def opened(self, run: RequestRun) -> None:
@@ -296,12 +299,24 @@ class EventLog:
         """Entries after ``after``, then live ones as they come, until the request finishes.
         Yields None when ``keepalive`` seconds pass without one."""
         cursor = after
+        quiet_since, last_pass = time.monotonic(), False
         while True:
             feed = self._feed(request_id)
             changed = (feed.logs if logs else feed.events).changed if feed else None
             for entry in await self.snapshot(request_id, cursor, logs):
-                cursor = entry.seq
+                cursor, quiet_since = entry.seq, time.monotonic()
                 yield entry
+                if entry.kind == "request_finished" and feed is None:
+                    return
+            if feed is None and self.poll_interval is not None and not last_pass:
+                # Run by another replica: its entries reach the journal lazily.
+                row = await self.store.read(lambda c: j.get_request(c, request_id))
+                last_pass = row is None or row["status"] in FINAL
+                await asyncio.sleep(self.poll_interval)
+                if time.monotonic() - quiet_since >= keepalive:
+                    quiet_since = time.monotonic()
+                    yield None
+                continue
             if feed is None or feed.done or changed is None:
                 return
             try:

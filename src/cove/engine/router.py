@@ -51,6 +51,9 @@ class CallRouter(PoolHooks):
     def _pool(self, version: Version, function: str) -> Pool:
         raise NotImplementedError
 
+    def _fence(self, conn: Any, run: RequestRun) -> None:
+        """In the write that finishes a request: raise if this server no longer runs it."""
+
     def _retries(self, call: Call) -> Retries:
         fn = call.run.version.function(call.function) or {}
         policy = fn.get("retries") or call.run.version.application["retries"]
@@ -265,6 +268,7 @@ class CallRouter(PoolHooks):
                     conn, run.id, call_id, "succeeded", now, attempts, output, content_type
                 )
             if finishes_request and not run.finished:
+                self._fence(conn, run)
                 j.finish_request(conn, run.id, "succeeded", now, content_type=content_type)
 
         def committed() -> None:
@@ -330,6 +334,7 @@ class CallRouter(PoolHooks):
             for call_id, attempts in keys:
                 j.finish_call(conn, run.id, call_id, "failed", now, attempts, error=failure)
             if fails_request and not run.finished:
+                self._fence(conn, run)
                 j.finish_request(conn, run.id, "failed", now, error=error)
 
         def committed() -> None:
@@ -357,7 +362,12 @@ class CallRouter(PoolHooks):
         self, run: RequestRun, status: str, error: dict[str, Any] | None = None
     ) -> None:
         now = time.time()
-        await self.store.write(lambda c: j.finish_request(c, run.id, status, now, error=error))
+
+        def write(conn: Any) -> None:
+            self._fence(conn, run)
+            j.finish_request(conn, run.id, status, now, error=error)
+
+        await self.store.write(write)
         self._close(run, status, error)
 
     def _close(self, run: RequestRun, status: str, error: dict[str, Any] | None = None) -> None:

@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     gpus: list[str] = Field(default_factory=list, description="GPU models on this machine")
     regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"])
 
+    # -- several servers on one PostgreSQL database (docs/postgres.md) ---------------------
+    lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a replica's hold on its requests lasts this long unless renewed; another "
+        "replica takes over the requests of one that stopped renewing",
+    )
+    replica_id: str | None = Field(
+        default=None,
+        description="this server's name among replicas (default: host name and data folder)",
+    )
+
     # -- where containers run (docs/ray.md) ----------------------------------------------
     runtime: str = Field(
         default="local",

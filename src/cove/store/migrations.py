@@ -34,6 +34,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, _create(schema.call_attempts, schema.request_replays)),
     (3, _create(schema.request_events, schema.call_logs)),
     (4, _create(schema.api_keys)),
+    (5, _create(schema.request_leases)),
 ]
 
 

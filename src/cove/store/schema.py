@@ -190,3 +190,14 @@ api_keys = Table(
     Column("revoked_at", Float),
     Index("ix_api_keys_namespace", "namespace"),
 )
+
+
+# -- version 5: several servers on one PostgreSQL database (cove.engine.leases) ------------
+request_leases = Table(
+    "request_leases",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("owner", String(300), nullable=False),  # the replica that runs the request
+    Column("expires_at", Float, nullable=False),  # database time, Unix seconds
+    Index("ix_request_leases_owner", "owner"),
+)

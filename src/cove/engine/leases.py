@@ -1,0 +1,365 @@
+"""Several servers on one PostgreSQL database: which replica runs which request.
+
+The replica that accepts a request holds its lease (``request_leases``, written in the same
+transaction as the request) and runs all of its calls, so a call is run by one replica by
+construction. Every ``lease_seconds / 3`` a replica renews all its leases in one UPDATE,
+and claims the expired leases of unfinished requests (``FOR UPDATE SKIP LOCKED``: two
+replicas never claim the same one) and resumes those requests from the journal, finished
+calls not re-run. ``LISTEN/NOTIFY`` wakes replicas when a request finishes (for clients
+waiting on another replica), when leases are released (a replica stopping) and on deploys;
+polling is the fallback for every one of them. Times are the database's, so replicas'
+clocks need not agree.
+
+Fencing: the write that finishes a request checks, in its transaction, that this replica
+still holds the lease; a replica that finds a lease lost drops the request and stops its
+running calls. On SQLite (one server) none of this runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select, text
+
+from cove.engine.deployments import Deployments, Version
+from cove.engine.failures import cancelled
+from cove.errors import NotFoundError
+from cove.store import journal as j
+from cove.store.schema import applications, requests
+
+if TYPE_CHECKING:
+    from cove.engine.engine import Engine
+    from cove.engine.model import RequestRun
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 100
+#: How often a client waiting on another replica's request reads its row (NOTIFY wakes it
+#: sooner).
+POLL_SECONDS = 0.5
+CHANNELS = ("cove_finished", "cove_leases", "cove_deploy", "cove_reopened")
+FINAL = ("succeeded", "failed", "cancelled")
+_NOW = "extract(epoch from clock_timestamp())"
+
+_HOLD = text(
+    "INSERT INTO request_leases (request_id, owner, expires_at) "
+    f"VALUES (:rid, :me, {_NOW} + :ttl) ON CONFLICT (request_id) "
+    "DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at"
+)
+_RENEW = text(f"UPDATE request_leases SET expires_at = {_NOW} + :ttl WHERE owner = :me")
+_FORGET_FINISHED = text(
+    "DELETE FROM request_leases l USING requests r WHERE r.id = l.request_id "
+    f"AND (l.owner = :me OR l.expires_at < {_NOW}) "
+    "AND r.status IN ('succeeded', 'failed', 'cancelled')"
+)
+_LOST = text(
+    "SELECT l.request_id FROM request_leases l WHERE l.request_id = ANY(:ids) AND l.owner <> :me"
+)
+_CLAIM = text(
+    f"""
+    WITH candidates AS (
+        SELECT r.id FROM requests r LEFT JOIN request_leases l ON l.request_id = r.id
+        WHERE r.status IN ('pending', 'running')
+          AND (l.request_id IS NULL OR l.expires_at < {_NOW} OR l.owner = :mine)
+        ORDER BY r.created_at
+        LIMIT :n
+        FOR UPDATE OF r SKIP LOCKED
+    )
+    INSERT INTO request_leases (request_id, owner, expires_at)
+    SELECT id, :me, {_NOW} + :ttl FROM candidates
+    ON CONFLICT (request_id) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+    WHERE request_leases.expires_at < {_NOW} OR request_leases.owner = :mine
+    RETURNING request_id
+    """
+)
+_RELEASE = text("UPDATE request_leases SET expires_at = 0 WHERE owner = :me")
+_LOCK = text("SELECT owner FROM request_leases WHERE request_id = :rid FOR UPDATE")
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+class LeaseLost(Exception):
+    """Raised inside a journal write: another replica holds the request's lease now."""
+
+
+def default_replica_id(data_dir: str) -> str:
+    """Host name and data folder: a server restarted on the same folder is the same replica
+    (it resumes its own requests at once), two servers never share a folder."""
+    digest = hashlib.sha256(data_dir.encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}:{digest}"
+
+
+class Leases:
+    """The engine's side of sharing a PostgreSQL database with other replicas."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.enabled = engine.store.writer_engine.dialect.name == "postgresql"
+        settings = engine.settings
+        self.ttl = settings.lease_seconds
+        self.replica_id = settings.replica_id or default_replica_id(str(engine.data_dir.resolve()))
+        self._waiting: dict[str, set[asyncio.Event]] = {}  # request -> its waiters
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.takeovers = 0
+
+    # -- inside journal transactions -----------------------------------------------------
+    def hold(self, conn: Connection, request_id: str, reopened: bool = False) -> None:
+        """This replica runs the request (in the transaction that records it, or reopens
+        it for a replay: then other replicas forget how it ended)."""
+        if self.enabled:
+            conn.execute(_HOLD, {"rid": request_id, "me": self.replica_id, "ttl": self.ttl})
+            if reopened:
+                payload = f"{request_id} {self.replica_id}"
+                conn.execute(_NOTIFY, {"channel": "cove_reopened", "payload": payload})
+
+    def fence(self, conn: Connection, request_id: str) -> None:
+        """Before the write that finishes a request: fail it if another replica took the
+        lease (the request is theirs now), and tell waiting replicas once it commits."""
+        if not self.enabled:
+            return
+        owner = conn.execute(_LOCK, {"rid": request_id}).scalar()
+        if owner is not None and owner != self.replica_id:
+            raise LeaseLost(f"request {request_id} is run by replica {owner} now")
+        conn.execute(_NOTIFY, {"channel": "cove_finished", "payload": request_id})
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def recover(self) -> None:
+        """At start: resume the unfinished requests no live replica holds (and this
+        replica's own, from before a restart)."""
+        resumed = await self._resume(await self._claim(startup=True))
+        if resumed:
+            log.info("resumed %d unfinished request(s)", resumed)
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.engine.events.poll_interval = POLL_SECONDS
+        self._tasks = [loop.create_task(self._keep()), loop.create_task(self._listen())]
+
+    async def stop(self) -> None:
+        """Give up this replica's leases so other replicas take its requests over now."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+
+            def release(conn: Connection) -> None:
+                conn.execute(_RELEASE, {"me": self.replica_id})
+                conn.execute(_NOTIFY, {"channel": "cove_leases", "payload": self.replica_id})
+
+            await self.engine.store.write(release)
+
+    async def announce_deploy(self) -> None:
+        if self.enabled:
+            payload = {"channel": "cove_deploy", "payload": self.replica_id}
+            await self.engine.store.write(lambda c: c.execute(_NOTIFY, payload))
+
+    # -- the periodic round --------------------------------------------------------------
+    async def _keep(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.ttl / 3)
+            self._wake.clear()
+            try:
+                await self.round()
+            except Exception:
+                log.exception("lease round failed (retried)")
+
+    async def round(self) -> None:
+        """Renew this replica's leases, drop requests whose lease it lost, take over
+        requests whose lease expired, and learn of deploys made on other replicas."""
+        live = list(self.engine.live)
+
+        def renew(conn: Connection) -> list[str]:
+            conn.execute(_RENEW, {"me": self.replica_id, "ttl": self.ttl})
+            conn.execute(_FORGET_FINISHED, {"me": self.replica_id})
+            if not live:
+                return []
+            rows = conn.execute(_LOST, {"ids": live, "me": self.replica_id})
+            return [r[0] for r in rows]
+
+        for request_id in await self.engine.store.write(renew):
+            run = self.engine.live.get(request_id)
+            if run is not None:
+                self.forfeit(run)
+        await self.refresh_deployments()
+        if not self.engine.accepting:  # stopping: the requests are left to the others
+            return
+        claimed = await self._claim(startup=False)
+        self.takeovers += await self._resume(claimed)
+
+    async def _claim(self, startup: bool) -> list[str]:
+        params = {
+            "me": self.replica_id,
+            # Only at start are this replica's own leases up for grabs (a restart).
+            "mine": self.replica_id if startup else "",
+            "ttl": self.ttl,
+            "n": 10**9 if startup else CLAIM_BATCH,
+        }
+        rows = await self.engine.store.write(lambda c: list(c.execute(_CLAIM, params)))
+        return [r[0] for r in rows if r[0] not in self.engine.live]
+
+    async def _resume(self, ids: list[str]) -> int:
+        if not ids:
+            return 0
+        engine = self.engine
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            query = select(requests).where(requests.c.id.in_(ids)).order_by(requests.c.created_at)
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+        rows = await engine.store.read(read)
+        if any((r["app"], r["version"]) not in engine.deployments.versions for r in rows):
+            await self.refresh_deployments()
+        for row in rows:
+            if row["id"] not in engine.live and row["status"] not in FINAL:
+                await engine.resume_row(row)
+        return len(rows)
+
+    def forfeit(self, run: RequestRun) -> None:
+        """Another replica holds this request now: drop it here without writing anything
+        more of it, and stop its running calls (their containers' other calls retry)."""
+        engine = self.engine
+        if engine.live.pop(run.id, None) is None:
+            return
+        log.warning("request %s: its lease went to another replica; stopped here", run.id)
+        run.status = "cancelled"  # final here: nothing more of it is journaled by us
+        run.done.set()
+        engine.events.feeds.pop(run.id, None)
+        if not engine.live:
+            engine._drained.set()
+        for call in run.calls.values():
+            if call.finished:
+                continue
+            for w in call.waiters:
+                if w.slot.alive:
+                    w.slot.container.send(("result", w.token, False, cancelled("cancelled")))
+            call.waiters.clear()
+            if call.slot is not None and call.slot.alive:
+                call.slot.alive, call.slot.stopped_by_server = False, True
+                asyncio.get_running_loop().create_task(call.slot.container.kill())
+
+    # -- requests run by other replicas --------------------------------------------------
+    async def wait_remote(self, request_id: str, timeout: float, stopping: asyncio.Event) -> None:
+        """Wait until a request another replica runs finishes (NOTIFY, else polling)."""
+        if not self.enabled:
+            return
+        deadline = time.monotonic() + timeout
+        event = asyncio.Event()
+        self._waiting.setdefault(request_id, set()).add(event)
+        try:
+            while not stopping.is_set():
+                row = await self.engine.store.read(lambda c: j.get_request(c, request_id))
+                left = deadline - time.monotonic()
+                if row is None or row["status"] in FINAL or left <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(left, POLL_SECONDS))
+                event.clear()
+        finally:
+            waiters = self._waiting.get(request_id, set())
+            waiters.discard(event)
+            if not waiters:
+                self._waiting.pop(request_id, None)
+
+    async def cancel_remote(self, request_id: str, error: dict[str, Any]) -> bool:
+        """Cancel a request another replica runs: take its lease (its runner's finishing
+        write then fails, and it stops the request's calls) and record it cancelled."""
+        if not self.enabled:
+            return False
+
+        def write(conn: Connection) -> bool:
+            conn.execute(_LOCK, {"rid": request_id})  # lease first, as fence() locks
+            status = conn.execute(
+                select(requests.c.status).where(requests.c.id == request_id).with_for_update()
+            ).scalar()
+            if status is None or status in FINAL:
+                return False
+            conn.execute(_HOLD, {"rid": request_id, "me": self.replica_id, "ttl": self.ttl})
+            j.finish_request(conn, request_id, "cancelled", time.time(), error=error)
+            conn.execute(_NOTIFY, {"channel": "cove_finished", "payload": request_id})
+            return True
+
+        return await self.engine.store.write(write)
+
+    # -- deploys made on other replicas --------------------------------------------------
+    async def refresh_deployments(self) -> None:
+        deployments = self.engine.deployments
+        if isinstance(deployments, SharedDeployments):
+            await self.engine.adopt_versions(deployments.refresh())
+
+    # -- LISTEN ---------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        """Wake-ups from other replicas; when the connection fails, polling carries on."""
+        import psycopg
+
+        url = self.engine.settings.database().replace("+psycopg", "", 1)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    for channel in CHANNELS:
+                        await conn.execute(f"LISTEN {channel}")
+                    self._wake.set()  # catch up on what happened while not listening
+                    async for note in conn.notifies():
+                        self._heard(note.channel, note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("LISTEN connection failed (%s); polling until it is back", exc)
+            await asyncio.sleep(1.0)
+
+    def _heard(self, channel: str, payload: str) -> None:
+        if channel == "cove_finished":
+            for event in self._waiting.get(payload, ()):
+                event.set()
+            if payload in self.engine.live:
+                self._wake.set()  # finished by another replica (cancelled): lost the lease
+        elif channel == "cove_reopened":  # replayed elsewhere: what is remembered is stale
+            request_id, _, by = payload.partition(" ")
+            if by != self.replica_id:
+                self.engine.recent.pop(request_id, None)
+                self.engine.events.recent.pop(request_id, None)
+        elif payload != self.replica_id:
+            self._wake.set()  # leases released, or a deploy: a round now
+
+
+def _latest_versions(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(applications.c.name, applications.c.latest_version))
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+class SharedDeployments(Deployments):
+    """Deployments that other replicas also make: an application or version not known
+    here is looked up in the database before it is called missing."""
+
+    def get(self, app: str, version: int | None = None) -> Version:
+        try:
+            return super().get(app, version)
+        except NotFoundError:
+            self.refresh()
+            return super().get(app, version)
+
+    def refresh(self) -> list[Version]:
+        """Bring the cache up to the database's applications (one small read, synchronous
+        so no deploy of this replica can slip in between); returns the versions new here."""
+        latest = self.store.read_sync(_latest_versions)
+        fresh: list[Version] = []
+        if any(self.latest.get(app) != number for app, number in latest.items()):
+            for row in self.store.read_sync(j.all_versions):
+                if (row["app"], row["version"]) not in self.versions:
+                    fresh.append(self._remember(row))
+            for app, number in latest.items():
+                self.latest[app] = max(number, self.latest.get(app, 0))
+        for app in [a for a in self.latest if a not in latest]:  # deleted elsewhere
+            self.latest.pop(app, None)
+            for key in [k for k in self.versions if k[0] == app]:
+                del self.versions[key]
+        return fresh
