@@ -1,0 +1,212 @@
+"""Several ``cove server`` replicas on one PostgreSQL database (docs/postgres.md): any replica
+answers for any request, each call runs on exactly one replica, and a replica that dies has
+its requests taken over by another without re-running finished calls."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy
+
+from cove.engine.leases import default_replica_id
+from cove.store.database import postgres_url as with_driver
+from tests.conftest import APPS, ServerProcess, wait_until
+
+pytestmark = pytest.mark.slow
+#: Seconds: short, so a dead replica's requests are taken over quickly, and long enough that
+#: live replicas on a busy 2-core machine keep renewing theirs.
+LEASE = "3"
+
+
+def _lines(log: Path) -> list[tuple[str, str, str]]:
+    if not log.exists():
+        return []
+    return [tuple(line.split(" ", 2)) for line in log.read_text().splitlines()]  # type: ignore[misc]
+
+
+def _job(log: Path, steps: int, block_at: int = -1) -> dict[str, Any]:
+    return {"log": str(log), "steps": steps, "block_at": block_at}
+
+
+def _replica(
+    factory: type[ServerProcess], root: Path, name: str, database: str, lease: str = "10"
+) -> ServerProcess:
+    env = {
+        "COVE_DATABASE_URL": database,
+        "COVE_BLOB_URL": f"file://{root / 'blobs'}",  # shared: every replica reads payloads
+        "COVE_LEASE_SECONDS": lease,
+    }
+    return factory(root / name, env=env).start()
+
+
+def _owner(database: str, request_id: str) -> str | None:
+    engine = sqlalchemy.create_engine(with_driver(database))
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sqlalchemy.text("SELECT owner FROM request_leases WHERE request_id = :r"),
+                {"r": request_id},
+            ).scalar()
+            return None if found is None else str(found)
+    finally:
+        engine.dispose()
+
+
+def _containers(data: Path) -> list[str]:
+    """The containers (not templates) a replica has running."""
+    found = []
+    for record in (data / "containers").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if not record.read_text().startswith("template"):
+                found.append(record.name)
+    return found
+
+
+def _output(server: ServerProcess, request_id: str, wait: float = 60) -> httpx.Response:
+    with server.client() as c:
+        return c.get(
+            f"/applications/durable_job/requests/{request_id}/output", params={"wait": wait}
+        )
+
+
+def _events(server: ServerProcess, request_id: str, into: list[dict[str, Any]]) -> None:
+    """Follow the request's Server-Sent Events until it finishes."""
+    url = f"/applications/durable_job/requests/{request_id}/progress"
+    with server.client() as c, c.stream("GET", url) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                into.append(json.loads(line[len("data: ") :]))
+                if into[-1]["type"] == "request_finished":
+                    return
+
+
+def test_any_replica_answers_for_a_request_another_runs(
+    tmp_path: Path, server_factory: type[ServerProcess], postgres_url: str
+) -> None:
+    a = _replica(server_factory, tmp_path, "a", postgres_url)
+    a.deploy(APPS / "durable.py")
+    work = tmp_path / "work"
+    work.mkdir()
+    log = work / "effects.log"
+    with a.client() as c:
+        rid = c.post("/applications/durable_job", json=_job(log, 3, 1)).json()["request_id"]
+    wait_until(lambda: "start step1" in [t for _, _, t in _lines(log)], what="step1 to start")
+
+    # A replica starting now must not take over a request a live replica runs.
+    b = _replica(server_factory, tmp_path, "b", postgres_url)
+    assert _owner(postgres_url, rid) == default_replica_id(str((tmp_path / "a").resolve()))
+    with b.client() as c:
+        status = c.get(f"/applications/durable_job/requests/{rid}").json()
+        assert status["status"] == "running"
+        assert c.get(f"/applications/durable_job/requests/{rid}/output").status_code == 202
+
+    # B waits for the output and follows the events of the request A runs.
+    answers: list[httpx.Response] = []
+    events: list[dict[str, Any]] = []
+    waiter = threading.Thread(target=lambda: answers.append(_output(b, rid)))
+    follower = threading.Thread(target=_events, args=(b, rid, events))
+    waiter.start()
+    follower.start()
+    wait_until(lambda: bool(events), what="the first event on B")
+    (work / "go").write_text("go")
+    waiter.join(90)
+    follower.join(90)
+    assert answers and answers[0].status_code == 200, answers
+    assert answers[0].json() == {"total": 30, "squares": [0, 1, 4], "stamp": "kept"}
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "request_started" and kinds[-1] == "request_finished"
+    assert "call_started" in kinds and events[-1]["status"] == "succeeded"
+    starts = collections.Counter(t for _, _, t in _lines(log) if t.startswith("start"))
+    assert starts == {"start step0": 1, "start step1": 1, "start step2": 1}
+
+    # A request B runs is cancelled through A: B stops it, and it stays cancelled.
+    other = tmp_path / "other"
+    other.mkdir()
+    with b.client() as c:
+        body = _job(other / "effects.log", 2, 0)
+        rid2 = c.post("/applications/durable_job", json=body).json()["request_id"]
+    wait_until(lambda: bool(_lines(other / "effects.log")), what="step0 to start on B")
+    with a.client() as c:
+        r = c.delete(f"/applications/durable_job/requests/{rid2}")
+        assert r.status_code == 200, r.text
+    with b.client() as c:
+        assert c.get(f"/applications/durable_job/requests/{rid2}").json()["status"] == "cancelled"
+        assert c.delete(f"/applications/durable_job/requests/{rid2}").status_code == 409
+    # B stops the cancelled request's running calls (no other request runs on B).
+    wait_until(lambda: not _containers(tmp_path / "b"), 30, "B to stop the request's containers")
+    (other / "go").write_text("go")
+    with b.client() as c:
+        # A later request through the same functions completes first.
+        done = c.post("/applications/durable_job", params={"wait": 60}, json=_job(log, 1))
+        assert done.status_code == 200, done.text
+    assert [t for _, _, t in _lines(other / "effects.log")] == ["start step0"]
+
+
+def test_requests_spread_over_two_replicas_run_each_call_once(
+    tmp_path: Path, server_factory: type[ServerProcess], postgres_url: str
+) -> None:
+    replicas = [_replica(server_factory, tmp_path, n, postgres_url) for n in ("a", "b")]
+    replicas[0].deploy(APPS / "durable.py")
+    log = tmp_path / "effects.log"
+
+    def one(i: int) -> tuple[str, httpx.Response]:
+        accepting, answering = replicas[i % 2], replicas[(i + 1) % 2]
+        with accepting.client() as c:
+            r = c.post("/applications/durable_job", json=_job(log, 2))
+            assert r.status_code == 200, r.text
+        rid = r.json()["request_id"]
+        return rid, _output(answering, rid)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(50)))
+    for _rid, answer in results:
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"total": 10, "squares": [0, 1], "stamp": "kept"}
+    done = collections.Counter((rid, call) for rid, call, tag in _lines(log) if "done" in tag)
+    assert len(done) == 50 * 5  # two steps, two squares and a stamp per request
+    assert all(n == 1 for n in done.values()), [k for k, n in done.items() if n > 1]
+
+
+def test_a_killed_replica_s_request_is_taken_over_without_rerunning_finished_calls(
+    tmp_path: Path, server_factory: type[ServerProcess], postgres_url: str
+) -> None:
+    a = _replica(server_factory, tmp_path, "a", postgres_url, LEASE)
+    b = _replica(server_factory, tmp_path, "b", postgres_url, LEASE)
+    a.deploy(APPS / "durable.py")
+    work = tmp_path / "work"
+    work.mkdir()
+    log = work / "effects.log"
+    with a.client() as c:
+        rid = c.post("/applications/durable_job", json=_job(log, 6, 3)).json()["request_id"]
+    wait_until(lambda: "start step3" in [t for _, _, t in _lines(log)], what="step3 to start")
+
+    # A's machine dies: the server and its containers, at once.
+    a.kill()
+    for record in (tmp_path / "a" / "containers").iterdir():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(record.name), signal.SIGKILL)
+    (work / "go").write_text("go")
+
+    answer = _output(b, rid)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"total": 150, "squares": [0, 1, 4, 9, 16, 25], "stamp": "kept"}
+    assert _owner(postgres_url, rid) in (None, default_replica_id(str((tmp_path / "b").resolve())))
+    done = collections.Counter(call for _, call, tag in _lines(log) if tag.startswith("done"))
+    assert all(n == 1 for n in done.values()), done
+    assert len(done) == 6 + 6 + 1
+    starts = collections.Counter(t for _, _, t in _lines(log) if t.startswith("start"))
+    # Steps 0-2 had finished on A: B never ran them. Step 3 was running when A died.
+    assert [starts[f"start step{i}"] for i in range(6)] == [1, 1, 1, 2, 1, 1]
+    with b.client() as c:
+        events = c.get(f"/applications/durable_job/requests/{rid}/progress?format=json").json()
+    assert any(e["type"] == "request_started" and e["resumed"] for e in events["events"])
