@@ -11,9 +11,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.postgres import PostgresServer
 from tests.postgres import missing as postgres_missing
@@ -172,3 +174,19 @@ def _database_backend(
     url = request.getfixturevalue("_postgres_server").create_database()
     _module_databases.append(url)
     monkeypatch.setenv("COVE_DATABASE_URL", url)
+
+
+# -- an in-process server with test applications deployed --------------------------------------
+@contextlib.contextmanager
+def deployed_client(data_dir: Path, *apps: str, **settings: Any) -> Iterator[TestClient]:
+    """A server in this process on ``data_dir`` (with ``settings``), each of ``apps`` (files
+    in tests/apps) deployed; the engine is ``client.app.state.engine``."""
+    from cove.engine.settings import Settings
+    from cove.server import create_app
+
+    with TestClient(create_app(Settings(data_dir=data_dir, **settings))) as client:
+        for name in apps:
+            path = APPS / name
+            r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
+            assert r.status_code == 201, r.text
+        yield client

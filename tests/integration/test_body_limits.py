@@ -11,22 +11,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cove.engine.settings import Settings
-from cove.server import create_app
-from tests.conftest import APPS
+from tests.conftest import deployed_client
 
 LIMIT = 64 * 1024
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(data_dir=tmp_path / "data", max_json_bytes=LIMIT))
-    with TestClient(app) as client:
-        for name in ("file_apps.py", "core.py"):
-            path = APPS / name
-            r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
-            assert r.status_code == 201, r.text
-        yield client
+    with deployed_client(tmp_path / "data", "file_apps.py", "core.py", max_json_bytes=LIMIT) as c:
+        yield c
 
 
 def chunks(size: int) -> Iterator[bytes]:  # no Content-Length: the server learns as it reads

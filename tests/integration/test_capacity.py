@@ -11,18 +11,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cove.engine.settings import Settings
-from cove.server import create_app
-from tests.conftest import APPS, wait_until
+from tests.conftest import APPS, deployed_client, wait_until
 
 
 def _server(tmp_path: Path, **settings: Any) -> Iterator[tuple[TestClient, Any]]:
-    app = create_app(Settings(data_dir=tmp_path / "data", **settings))
-    with TestClient(app) as client:
-        path = APPS / "capacity.py"
-        r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
-        assert r.status_code == 201, r.text
-        yield client, app.state.engine
+    with deployed_client(tmp_path / "data", "capacity.py", **settings) as client:
+        yield client, client.app.state.engine  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -10,17 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cove.engine.settings import Settings
-from cove.server import create_app
-from tests.conftest import APPS
+from tests.conftest import deployed_client
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(data_dir=tmp_path_factory.mktemp("data")))) as c:
-        path = APPS / "watched.py"
-        r = c.post("/applications", files={"code": (path.name, path.read_bytes())})
-        assert r.status_code == 201, r.text
+    with deployed_client(tmp_path_factory.mktemp("data"), "watched.py") as c:
         yield c
 
 

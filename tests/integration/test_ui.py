@@ -11,19 +11,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cove.engine.settings import Settings
-from cove.server import create_app
-from tests.conftest import APPS, wait_until
+from tests.conftest import deployed_client, wait_until
 
 HOSTILE = "<script>alert('x')</script>&\"quoted\""
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(data_dir=tmp_path_factory.mktemp("data")))) as c:
-        path = APPS / "ui_apps.py"
-        r = c.post("/applications", files={"code": (path.name, path.read_bytes())})
-        assert r.status_code == 201, r.text
+    with deployed_client(tmp_path_factory.mktemp("data"), "ui_apps.py") as c:
         yield c
 
 
@@ -122,7 +117,7 @@ def test_request_page_shows_everything(client: TestClient, tmp_path: Path) -> No
     # Logs of both functions, state and metrics.
     assert "waiting for step 1" in text and "working on step 2" in text
     assert "<code>steps</code></td><td>counter</td><td>2</td>" in text
-    assert "noscript><meta http-equiv=\"refresh\"" not in text  # finished: no reload
+    assert 'noscript><meta http-equiv="refresh"' not in text  # finished: no reload
 
 
 def test_request_page_logs_filtered_by_function(client: TestClient, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.protocol import encode, read_frame
+from cove.runtime.usage import folder_bytes, resident_bytes
 
 log = logging.getLogger(__name__)
 _MARKERS = (b"cove.runtime.worker", b"cove.runtime.template")
@@ -67,22 +68,10 @@ class LocalContainer(Container):
         return self._template.exits.get(self._pid) if self._template else None
 
     def memory_bytes(self) -> int | None:
-        try:
-            status = Path(f"/proc/{self._pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return None
+        return resident_bytes(self._pid)
 
     def disk_bytes(self) -> int | None:
-        total = 0
-        for root, _dirs, files in os.walk(self.tmp):
-            for name in files:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(root, name)).st_size
-        return total
+        return folder_bytes(self.tmp)
 
     def send(self, msg: tuple[Any, ...]) -> None:
         if not self._writer.is_closing():

@@ -14,7 +14,6 @@ of the server.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import secrets
@@ -25,6 +24,8 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+from cove.runtime.usage import folder_bytes, resident_bytes
 
 ROOT = Path(tempfile.gettempdir()) / "cove-ray"
 NODE_ID_ENV = "COVE_RAY_NODE_ID"
@@ -87,7 +88,7 @@ class ContainerActor:
     def usage(self, disk: bool) -> tuple[int | None, int | None]:
         """Resident memory of the process, and (when ``disk``) bytes in its temporary
         folder: the server stops it when either goes over the function's limits."""
-        return _rss(), (_folder_bytes(self.tmp) if disk else None)
+        return resident_bytes(), (folder_bytes(self.tmp) if disk else None)
 
 
 def materialize(code_key: str, files: dict[str, bytes]) -> Path:
@@ -124,26 +125,6 @@ def _sweep_tmp() -> None:
         finally:
             os.close(fd)
         shutil.rmtree(entry, ignore_errors=True)
-
-
-def _rss() -> int | None:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return None
-
-
-def _folder_bytes(folder: Path) -> int:
-    total = 0
-    for root, _dirs, names in os.walk(folder):
-        for name in names:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
 
 
 def remote_class(**options: Any) -> Any:
