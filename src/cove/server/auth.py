@@ -278,7 +278,8 @@ class Guard:
             if finished:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), timeout)
+                async with asyncio.timeout(timeout):  # no task per chunk, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 raise CoveError(
                     f"the request body stalled: nothing arrived for {timeout:g} s",
