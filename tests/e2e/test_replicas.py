@@ -210,3 +210,32 @@ def test_a_killed_replica_s_request_is_taken_over_without_rerunning_finished_cal
     with b.client() as c:
         events = c.get(f"/applications/durable_job/requests/{rid}/progress?format=json").json()
     assert any(e["type"] == "request_started" and e["resumed"] for e in events["events"])
+
+
+def test_a_replica_stopped_gracefully_hands_its_requests_over_at_once(
+    tmp_path: Path, server_factory: type[ServerProcess], postgres_url: str
+) -> None:
+    # Leases of a minute: B can only finish the request in time if A released it.
+    env = {
+        "COVE_DATABASE_URL": postgres_url,
+        "COVE_BLOB_URL": f"file://{tmp_path / 'blobs'}",
+        "COVE_LEASE_SECONDS": "60",
+        "COVE_SHUTDOWN_GRACE": "0",
+    }
+    a = server_factory(tmp_path / "a", env=env).start()
+    b = server_factory(tmp_path / "b", env=env).start()
+    a.deploy(APPS / "durable.py")
+    work = tmp_path / "work"
+    work.mkdir()
+    log = work / "effects.log"
+    with a.client() as c:
+        rid = c.post("/applications/durable_job", json=_job(log, 3, 1)).json()["request_id"]
+    wait_until(lambda: "start step1" in [t for _, _, t in _lines(log)], what="step1 to start")
+    a.stop()  # SIGINT: A stops its containers and releases its leases
+    assert a.process is not None and a.process.returncode is not None
+    (work / "go").write_text("go")
+    answer = _output(b, rid, wait=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"total": 30, "squares": [0, 1, 4], "stamp": "kept"}
+    done = collections.Counter(call for _, call, tag in _lines(log) if tag.startswith("done"))
+    assert all(n == 1 for n in done.values()), done
