@@ -47,11 +47,9 @@ def bench_cold(n: int) -> int:
     return sum(cold.map(range(n)))
 
 
-# It sleeps rather than computes, so it asks for a quarter of a CPU: eight containers of it
-# fit on 2 cores (with the default cpu=1.0 the server would run two at a time).
-@function(
-    warm_containers=4, max_containers=8, cpu=0.25, description="A short call with a warm pool."
-)
+# Each busy container holds its cpu (1.0, the least a function may ask for): on 2 cores the
+# server runs two of these at a time, however many containers the pool may have.
+@function(warm_containers=4, max_containers=8, description="A short call with a warm pool.")
 def bursty(x: int) -> int:
     time.sleep(0.05)
     return x
