@@ -98,6 +98,15 @@ class NotFoundError(CoveError):
     code = ErrorCode.APPLICATION_NOT_FOUND
 
 
+def request_not_found(app: str, request_id: str) -> NotFoundError:
+    """The one error for a request id an application does not have (or not visibly)."""
+    return NotFoundError(
+        f"application {app!r} has no request {request_id!r}",
+        code=ErrorCode.REQUEST_NOT_FOUND,
+        request_id=request_id,
+    )
+
+
 class DeployError(CoveError):
     """Deploying code failed: it did not import, or its decorators were misused."""
 

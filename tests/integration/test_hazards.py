@@ -11,21 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cove.engine.settings import Settings
-from cove.server import create_app
 from cove.store.schema import function_calls
-from tests.conftest import APPS, wait_until
+from tests.conftest import deployed_client, wait_until
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), inline_payload_limit=1024)
-    app = create_app(settings)
-    with TestClient(app) as client:
-        path = APPS / "hazards.py"
-        r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
-        assert r.status_code == 201, r.text
-        yield client, app.state.engine
+    data = tmp_path_factory.mktemp("data")
+    with deployed_client(data, "hazards.py", inline_payload_limit=1024) as client:
+        yield client, client.app.state.engine  # type: ignore[attr-defined]
 
 
 def test_large_outputs_go_to_the_blob_store(server: tuple[TestClient, Any]) -> None:

@@ -10,20 +10,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cove.engine.settings import Settings
-from cove.server import create_app
-from tests.conftest import APPS, wait_until
+from tests.conftest import deployed_client, wait_until
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("pools"), container_idle_timeout=1.0)
-    app = create_app(settings)
-    with TestClient(app) as client:
-        path = APPS / "scaling.py"
-        r = client.post("/applications", files={"code": (path.name, path.read_bytes())})
-        assert r.status_code == 201, r.text
-        yield client, app.state.engine
+    data = tmp_path_factory.mktemp("data")
+    with deployed_client(data, "scaling.py", container_idle_timeout=1.0) as client:
+        yield client, client.app.state.engine  # type: ignore[attr-defined]
 
 
 def functions(client: TestClient, app: str) -> dict[str, dict[str, Any]]:

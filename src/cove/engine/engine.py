@@ -35,9 +35,8 @@ from cove.engine.settings import Settings
 from cove.errors import (
     ConflictError,
     DeployError,
-    ErrorCode,
-    NotFoundError,
     UnavailableError,
+    request_not_found,
 )
 from cove.runtime.base import ContainerRuntime
 from cove.runtime.gpus import GpuAllocator, discover, gpus_from_names
@@ -360,11 +359,7 @@ class Engine(CallRouter):
             raise ConflictError(f"request {request_id} is still running", request_id=request_id)
         row = await self.store.read(lambda c: j.get_request(c, request_id))
         if row is None or row["app"] != app:
-            raise NotFoundError(
-                f"application {app!r} has no request {request_id!r}",
-                code=ErrorCode.REQUEST_NOT_FOUND,
-                request_id=request_id,
-            )
+            raise request_not_found(app, request_id)
         version = self.deployments.get(app, None if upgrade else row["version"])
         now = time.time()
 

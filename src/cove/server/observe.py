@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from cove.engine.events import Entry, EventLog
 from cove.engine.keys import public_name
-from cove.errors import ErrorCode, InvalidInputError, NotFoundError
+from cove.errors import InvalidInputError, request_not_found
 from cove.server.applications import engine_of
 from cove.server.views import iso
 from cove.store import journal as j
@@ -36,11 +36,7 @@ async def request_row(request: Request, app: str, request_id: str) -> dict[str, 
     engine.deployments.get(app)
     row = await engine.store.read(lambda c: j.get_request(c, request_id))
     if row is None or row["app"] != app:
-        raise NotFoundError(
-            f"application {app!r} has no request {request_id!r}",
-            code=ErrorCode.REQUEST_NOT_FOUND,
-            request_id=request_id,
-        )
+        raise request_not_found(app, request_id)
     return row
 
 

@@ -16,8 +16,8 @@ from cove.errors import (
     ErrorCode,
     InternalError,
     InvalidInputError,
-    NotFoundError,
     RequestFailed,
+    request_not_found,
 )
 from cove.server import observe, views
 from cove.server.applications import engine_of
@@ -70,26 +70,9 @@ async def invoke(
     return JSONResponse({"request_id": request_id}, headers={"X-Cove-Request-Id": request_id})
 
 
-async def _request_row(request: Request, app: str, request_id: str) -> dict[str, Any]:
-    engine = engine_of(request)
-    engine.deployments.get(app)
-    row = await engine.store.read(lambda c: j.get_request(c, request_id))
-    if row is None or row["app"] != app:
-        raise _not_found(app, request_id)
-    return row
-
-
-def _not_found(app: str, request_id: str) -> NotFoundError:
-    return NotFoundError(
-        f"application {app!r} has no request {request_id!r}",
-        code=ErrorCode.REQUEST_NOT_FOUND,
-        request_id=request_id,
-    )
-
-
 @router.get("/applications/{app}/requests/{request_id}", summary="A request's status")
 async def get_request(app: str, request_id: str, request: Request) -> dict[str, Any]:
-    row = await _request_row(request, app, request_id)
+    row = await observe.request_row(request, app, request_id)
     store = engine_of(request).store
 
     def read(conn: Any) -> views.RequestRecords:
@@ -109,7 +92,7 @@ async def cancel_request(app: str, request_id: str, request: Request) -> dict[st
     """Stops a running request: running calls stop, queued ones never start, and it ends
     ``cancelled`` for good (a restart does not resume it)."""
     engine = engine_of(request)
-    row = await _request_row(request, app, request_id)
+    row = await observe.request_row(request, app, request_id)
     if not await engine.cancel(request_id):
         raise ConflictError(
             f"request {request_id} already {row['status']}: there is nothing to cancel",
@@ -168,7 +151,7 @@ async def _outcome(request: Request, app: str, request_id: str) -> Outcome:
 
     found = await engine.store.read(read)
     if found is None:
-        raise _not_found(app, request_id)
+        raise request_not_found(app, request_id)
     return found
 
 
