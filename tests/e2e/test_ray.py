@@ -10,193 +10,47 @@ sockets are not confined to a network namespace). Nothing leaves the machine.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import secrets
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import wait_until
+from tests.raycluster import Cluster, skip_reason
 
 pytestmark = pytest.mark.slow
 APPS = Path(__file__).resolve().parents[1] / "apps" / "ray_apps.py"
-BIN = Path(sys.executable).parent
 GCS_PORT = 6391
 SERVER_PORT = 8907
-
-FORWARDER = """
-import asyncio, sys
-path, port = sys.argv[1], int(sys.argv[2])
-async def pipe(reader, writer):
-    try:
-        while data := await reader.read(1 << 16):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
-async def handle(reader, writer):
-    try:
-        r2, w2 = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        writer.close()
-        return
-    await asyncio.gather(pipe(reader, w2), pipe(r2, writer))
-async def main():
-    server = await asyncio.start_unix_server(handle, path)
-    print("ready", flush=True)
-    await server.serve_forever()
-asyncio.run(main())
-"""
-
-
-def _skip_reason() -> str | None:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return "ray is not installed (pip install 'cove[ray]')"
-    if shutil.which("ip") is None or shutil.which("unshare") is None:
-        return "the ip and unshare commands are needed"
-    name = f"cove-ray-probe-{secrets.token_hex(3)}"
-    probe = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"ip netns is not permitted here: {probe.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", name], capture_output=True)
-    return None
-
-
-class Cluster:
-    """Processes in the namespace ``ns``, each a process group this test started."""
-
-    def __init__(self, ns: str, root: Path) -> None:
-        self.ns = ns
-        self.root = root
-        self.procs: dict[str, subprocess.Popen[str]] = {}
-        self.socket = root / "cove.sock"
-        self.client = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(self.socket)),
-            base_url="http://cove",
-            timeout=180.0,
-        )
-
-    def spawn(
-        self, name: str, argv: list[str], env: dict[str, str] | None = None, proc: bool = True
-    ) -> None:
-        """Run ``argv`` in the namespace, as PID 1 of a PID namespace of its own: when the
-        ``unshare`` process dies, every process it started dies with it. ``proc``: with a
-        /proc of its own (a Ray driver finds its node's raylet in /proc: not for it)."""
-        full = ["ip", "netns", "exec", self.ns, "unshare", "--pid", "--fork", "--kill-child",
-                *(["--mount-proc"] if proc else []), *argv]  # fmt: skip
-        log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(
-            full, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})},
-        )  # fmt: skip
-        log.close()
-
-    def log(self, name: str) -> str:
-        return (self.root / f"{name}.log").read_text(errors="replace")
-
-    def wait_log(self, name: str, text: str, timeout: float = 90.0) -> None:
-        def seen() -> bool:
-            proc = self.procs[name]
-            assert proc.poll() is None, f"{name} exited:\n{self.log(name)[-3000:]}"
-            return text in self.log(name)
-
-        wait_until(seen, timeout, f"{name} saying {text!r}")
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-
-    def invoke(self, app: str, body: Any, wait: float = 120.0) -> Any:
-        response = self.client.post(f"/applications/{app}", params={"wait": wait}, json=body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-
-def _ray_start(*args: str) -> list[str]:
-    return [str(BIN / "ray"), "start", "--block", "--disable-usage-stats",
-            "--node-ip-address", "127.0.0.1", "--num-cpus", "16",
-            "--memory", str(16 * 1024**3), "--object-store-memory", str(80 * 1024**2),
-            *args]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason is not None:
         pytest.skip(reason)
-    ns = f"cove-ray-{secrets.token_hex(4)}"
-    # Short: Ray's Unix socket paths live under it (at most 107 characters).
-    root = Path(tempfile.mkdtemp(prefix="cr", dir="/tmp"))
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    c = Cluster(ns, root)
-    try:
-        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+    with Cluster.create("cove-ray") as c:
         system = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
-        c.spawn(
-            "head",
-            _ray_start("--head", "--port", str(GCS_PORT), "--temp-dir", str(root / "ray"),
-                       "--include-dashboard", "false", "--system-config", json.dumps(system),
-                       "--resources", json.dumps({"region:us-east-1": 1})),
-            {"COVE_TEST_NODE": "head"},
-        )  # fmt: skip
-        c.wait_log("head", "Ray runtime started")
-        c.spawn(
+        c.start_head(GCS_PORT, {"region:us-east-1": 1}, system, {"COVE_TEST_NODE": "head"})
+        c.start_node(
             "region",
-            _ray_start("--address", f"127.0.0.1:{GCS_PORT}",
-                       "--resources", json.dumps({"region:eu-west-1": 1})),
+            ["--address", f"127.0.0.1:{GCS_PORT}",
+             "--resources", '{"region:eu-west-1": 1}'],
             {"COVE_TEST_NODE": "region"},
         )  # fmt: skip
-        c.wait_log("region", "Ray runtime started")
-        c.spawn(
+        client = c.start_server(
             "server",
-            [sys.executable, "-m", "cove.cli.main", "server", "--runtime", "ray",
-             "--ray-address", f"127.0.0.1:{GCS_PORT}", "--port", str(SERVER_PORT),
-             "--data-dir", str(root / "data")],
+            SERVER_PORT,
+            ["--runtime", "ray", "--ray-address", f"127.0.0.1:{GCS_PORT}"],
             {"COVE_CONTAINER_IDLE_TIMEOUT": "600"},
-            proc=False,
-        )  # fmt: skip
-        c.spawn("forward", [sys.executable, "-c", FORWARDER, str(c.socket), str(SERVER_PORT)])
-        c.wait_log("forward", "ready")
-
-        def healthy() -> bool:
-            assert c.procs["server"].poll() is None, c.log("server")[-3000:]
-            try:
-                return c.client.get("/healthz").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 90, "the server answering")
-        response = c.client.put("/secrets/RAY_TEST_SECRET", json={"value": "s3cret"})
+        )
+        response = client.put("/secrets/RAY_TEST_SECRET", json={"value": "s3cret"})
         assert response.status_code in (200, 201, 204), response.text
         code = {"code": ("ray_apps.py", APPS.read_bytes(), "text/x-python")}
-        response = c.client.post("/applications", files=code)
+        response = client.post("/applications", files=code)
         assert response.status_code == 201, response.text
         yield c
-    finally:
-        c.client.close()
-        for name in ("forward", "server", "region", "head"):
-            c.kill(name)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_region_pinned_function_runs_only_on_that_regions_node(cluster: Cluster) -> None:
