@@ -19,6 +19,8 @@ from fastapi.testclient import TestClient
 
 from tests.postgres import PostgresServer
 from tests.postgres import missing as postgres_missing
+from tests.rayhead import RayHead
+from tests.rayhead import missing as ray_missing
 
 APPS = Path(__file__).parent / "apps"
 
@@ -45,9 +47,14 @@ class ServerProcess:
     """A real ``cove server`` subprocess on a free port."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.args = args or []  # more options of `cove server`
         self.env = {**os.environ, **(env or {})}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,6 +72,7 @@ class ServerProcess:
             str(self.port),
             "--data-dir",
             str(self.data_dir),
+            *self.args,
         ]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
@@ -174,6 +182,31 @@ def _database_backend(
     url = request.getfixturevalue("_postgres_server").create_database()
     _module_databases.append(url)
     monkeypatch.setenv("COVE_DATABASE_URL", url)
+
+
+# -- the container runtime (tests/rayhead.py) ------------------------------------------------
+RUNTIME = os.environ.get("COVE_TEST_RUNTIME", "local")
+
+
+@pytest.fixture(scope="session")
+def _ray_head() -> Iterator[RayHead]:
+    why = ray_missing()
+    if why is not None:
+        pytest.fail(f"COVE_TEST_RUNTIME=ray but {why}")
+    head = RayHead().start()
+    yield head
+    head.stop()
+
+
+@pytest.fixture(autouse=True)
+def _runtime_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With COVE_TEST_RUNTIME=ray, every engine and server of the test, in process or not,
+    places its containers as actors on the session's Ray head instead of local processes."""
+    if RUNTIME != "ray" or "local_runtime_only" in request.keywords:
+        return
+    head = request.getfixturevalue("_ray_head")
+    monkeypatch.setenv("COVE_RUNTIME", "ray")
+    monkeypatch.setenv("COVE_RAY_ADDRESS", head.address)
 
 
 # -- an in-process server with test applications deployed --------------------------------------

@@ -103,3 +103,35 @@ def test_a_warm_container_displaces_an_idle_one_waiting_to_scale_down(
 
     wait_until(lambda: pools() == {"lingering": [], "warm_big": ["idle"]}, 30, "the swap")
     assert engine.capacity.evictions == 1
+
+
+# -- a runtime whose containers hold their CPUs for life (Ray actors: num_cpus) ---------------
+@pytest.fixture
+def two_cpus_for_life(tmp_path: Path) -> Iterator[tuple[TestClient, Any]]:
+    for client, engine in _server(tmp_path, cpus=2.0):
+        engine.capacity.cpu_for_life = True  # what RayRuntime.cpu_for_life makes it
+        yield client, engine
+
+
+def test_cpus_held_for_life_reuse_idle_containers_instead_of_starting_more(
+    two_cpus_for_life: tuple[TestClient, Any],
+) -> None:
+    client, engine = two_cpus_for_life
+    spans = run(client, "fan_out", 6)
+    assert len(spans) == 6
+    assert most_at_once(spans) == 2
+    # The parent lends its CPU while it waits; two crunch containers hold the other two for
+    # life, so crunch never has more than two, although it may have six.
+    assert len({span["pid"] for span in spans}) == 2
+    assert engine.capacity.cpu_in_use() == 3.0  # idle, they still hold them (as Ray does)
+
+
+def test_cpus_held_for_life_are_freed_by_stopping_idle_containers_of_another_function(
+    tmp_path: Path,
+) -> None:
+    for client, engine in _server(tmp_path, cpus=1.0):
+        engine.capacity.cpu_for_life = True
+        # One CPU: big_a's idle container holds it, so big_b's call stops it, and so on.
+        first_a, b, second_a = run(client, "big_pair", 1)
+        assert len({first_a, b, second_a}) == 3
+        assert engine.capacity.evictions >= 2

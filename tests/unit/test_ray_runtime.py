@@ -10,7 +10,13 @@ import pytest
 
 from cove.engine.settings import Settings
 from cove.runtime.base import ContainerSpec
-from cove.runtime.ray import actor_options, fit_settings, pip_packages, runtime_env
+from cove.runtime.ray import (
+    actor_options,
+    container_env,
+    fit_settings,
+    pip_packages,
+    runtime_env,
+)
 
 
 def spec(manifest: dict[str, Any], env: dict[str, str] | None = None, region: str | None = None):
@@ -38,15 +44,18 @@ def test_defaults_without_gpu_or_region() -> None:
     assert "num_gpus" not in options and "resources" not in options
 
 
-def test_secrets_and_image_env_and_pip_steps_become_the_runtime_env() -> None:
+def test_secrets_and_image_env_become_the_actors_env_and_pip_steps_its_runtime_env() -> None:
     image = {
         "name": "img",
         "steps": [["run", ["pip install -q numpy==2.1 'pandas>=2'"]], ["env", ["MODE", "fast"]]],
     }
-    env = runtime_env(spec({"image": image}, env={"API_KEY": "k", "CUDA_VISIBLE_DEVICES": "0"}))
-    assert env["pip"] == ["numpy==2.1", "pandas>=2"]
+    container = spec({"image": image}, env={"API_KEY": "k", "CUDA_VISIBLE_DEVICES": "0"})
+    assert runtime_env(container) == {"pip": ["numpy==2.1", "pandas>=2"]}
+    assert actor_options(container)["runtime_env"] == {"pip": ["numpy==2.1", "pandas>=2"]}
     # Ray picks the devices of the actor: the local runtime's device list is dropped.
-    assert env["env_vars"] == {"API_KEY": "k", "MODE": "fast"}
+    assert container_env(container) == {"API_KEY": "k", "MODE": "fast"}
+    # Without pip steps there is no runtime environment: Ray may use a started worker.
+    assert "runtime_env" not in actor_options(spec({}, env={"API_KEY": "k"}))
 
 
 def test_image_steps_ray_cannot_run_are_refused_with_the_step() -> None:

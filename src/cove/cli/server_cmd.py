@@ -146,6 +146,7 @@ def run_server(
     auth: bool = False,
     runtime: str | None = None,
     ray_address: str | None = None,
+    database: str | None = None,
 ) -> None:
     """Run a server in the foreground; deploy ``deploy`` into it once it answers."""
     from cove.engine.settings import Settings
@@ -166,6 +167,13 @@ def run_server(
         settings.runtime = runtime
     if ray_address is not None:  # else COVE_RAY_ADDRESS
         settings.ray_address = ray_address
+    if database is not None:  # else COVE_DATABASE_URL
+        if not database.startswith(("postgresql://", "postgresql+psycopg://", "sqlite:///")):
+            fail(
+                f"--database must be a postgresql://USER:PASSWORD@HOST:PORT/NAME or "
+                f"sqlite:///PATH URL, got {database!r}"
+            )
+        settings.database_url = database
     check_exposure(settings)
     url = local_url(host, port)
     console.print(
@@ -223,7 +231,16 @@ def server(
         typer.Option(
             "--runtime",
             help="Where containers run: local (processes here) or ray (actors on a Ray "
-            "cluster; pip install 'cove[ray]').",
+            "cluster; pip install 'cove\\[ray]').",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="The store: postgresql://USER:PASSWORD@HOST:PORT/NAME (pip install "
+            "'cove\\[postgres]'; several servers may share one). Default: SQLite in the "
+            "data folder.",
         ),
     ] = None,
     ray_address: Annotated[
@@ -231,12 +248,13 @@ def server(
         typer.Option("--ray-address", help="The Ray cluster's head, HOST:PORT (--runtime ray)."),
     ] = None,
 ) -> None:
-    """Run a Cove server on the embedded store (SQLite in the data folder)."""
+    """Run a Cove server: on the embedded store (SQLite in the data folder) unless
+    --database (or COVE_DATABASE_URL) names a PostgreSQL database."""
     if runtime not in (None, "local", "ray"):
         fail(f"--runtime must be local or ray, got {runtime!r}")
     run_server(
         host, port, data_dir, deploy or [], retention_days=retention_days, auth=auth,
-        runtime=runtime, ray_address=ray_address,
+        runtime=runtime, ray_address=ray_address, database=database,
     )  # fmt: skip
 
 

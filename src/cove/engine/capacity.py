@@ -6,7 +6,11 @@ server never runs more than the machine holds. It counts:
 - **memory**: every container, starting, idle or busy, holds its function's ``memory``
   for its whole life;
 - **CPU**: a container holds its function's ``cpu`` while it runs calls, and while it
-  starts (it starts for a call that will run). An idle container uses no CPU.
+  starts (it starts for a call that will run). An idle container uses no CPU. On a
+  runtime that reserves a container's CPUs for its whole life (``cpu_for_life``: Ray,
+  whose actors hold their ``num_cpus`` until they stop), CPU is counted like memory
+  instead, so that idle containers of other pools are stopped to make room for a queued
+  call rather than leaving the new container pending in the cluster's own queue.
 
 A container whose calls all wait on their children (a *blocked parent*) counts for
 neither: its children run in its place. Counting it would bring back the deadlock of
@@ -41,9 +45,16 @@ _EPSILON = 1e-9
 class Capacity:
     """CPU and memory accounting across pools, and the pools waiting for either."""
 
-    def __init__(self, cpus: float, memory_gb: float, pools: Callable[[], Iterable[Pool]]) -> None:
+    def __init__(
+        self,
+        cpus: float,
+        memory_gb: float,
+        pools: Callable[[], Iterable[Pool]],
+        cpu_for_life: bool = False,
+    ) -> None:
         self.cpus = cpus
         self.memory_gb = memory_gb
+        self.cpu_for_life = cpu_for_life
         self._pools = pools
         self._waiting: dict[Pool, None] = {}  # an ordered set: first come, first woken
         self._wake_scheduled = False
@@ -51,6 +62,8 @@ class Capacity:
 
     # -- what is in use ------------------------------------------------------------------
     def cpu_in_use(self) -> float:
+        if self.cpu_for_life:
+            return self._held(lambda pool: pool.cpu)
         used = 0.0
         for pool in self._pools():
             busy = sum(1 for slot in pool.slots if slot.alive and slot.active > 0)
@@ -58,28 +71,42 @@ class Capacity:
         return used
 
     def memory_in_use(self) -> float:
+        return self._held(lambda pool: pool.memory_gb)
+
+    def _held(self, amount: Callable[[Pool], float]) -> float:
+        """What live containers hold for their whole life (blocked parents lend theirs)."""
         used = 0.0
         for pool in self._pools():
             held = sum(1 for slot in pool.slots if slot.alive and not _blocked(slot))
-            used += pool.memory_gb * (held + pool.starting)
+            used += amount(pool) * (held + pool.starting)
         return used
 
     def can_run(self, pool: Pool) -> bool:
-        """Whether one more of ``pool``'s containers may run calls now."""
+        """Whether one more of ``pool``'s containers may run calls now. Where containers
+        hold their CPUs for life, an existing one already holds them (``can_start``
+        counts a new one's)."""
+        if self.cpu_for_life:
+            return True
         return self.cpu_in_use() + pool.cpu <= self.cpus + _EPSILON
 
     def can_start(self, pool: Pool, demand: bool) -> bool:
-        """Whether one more of ``pool``'s containers fits in memory, once idle containers
-        of other pools are stopped to make room: for a queued call (``demand``), any idle
-        one beyond its pool's ``min_containers``; for a minimum or warm container, only
-        those its pool does not keep (idle ones waiting to scale down)."""
-        if self.memory_in_use() + pool.memory_gb <= self.memory_gb + _EPSILON:
+        """Whether one more of ``pool``'s containers fits in memory (and, where containers
+        hold their CPUs for life, in CPUs), once idle containers of other pools are
+        stopped to make room: for a queued call (``demand``), any idle one beyond its
+        pool's ``min_containers``; for a minimum or warm container, only those its pool
+        does not keep (idle ones waiting to scale down)."""
+        if self._fits(pool):
             return True
         for slot in self._idle_elsewhere(pool, keep_warm=not demand):
             self.evict(slot)
-            if self.memory_in_use() + pool.memory_gb <= self.memory_gb + _EPSILON:
+            if self._fits(pool):
                 return True
         return False
+
+    def _fits(self, pool: Pool) -> bool:
+        if self.memory_in_use() + pool.memory_gb > self.memory_gb + _EPSILON:
+            return False
+        return not self.cpu_for_life or self.cpu_in_use() + pool.cpu <= self.cpus + _EPSILON
 
     def evict_gpu_holder(self, pool: Pool, holds_gpus: Callable[[Slot], bool]) -> bool:
         """Stop the longest-idle container of another pool that holds GPUs; False if none.

@@ -6,9 +6,10 @@ a Ray driver and places every container as an actor (``cove.runtime.ray_actor``)
 - ``cpu`` -> ``num_cpus``, ``memory`` -> ``memory`` (bytes), ``gpu`` -> ``num_gpus`` and the
   ``accelerator_type:<MODEL>`` node resource, ``region`` -> the ``region:<NAME>`` node
   resource, ``max_concurrency`` -> the actor's ``max_concurrency``;
-- ``image`` -> the actor's runtime environment: its ``pip install`` steps become ``pip``
-  packages, its ``env`` steps environment variables (other steps cannot run on Ray);
-- ``secrets`` -> environment variables of that actor only (its ``runtime_env``);
+- ``image`` -> its ``pip install`` steps become the ``pip`` packages of the actor's runtime
+  environment, its ``env`` steps environment variables (other steps cannot run on Ray);
+- ``secrets`` -> environment variables of that actor's process only, set by the actor
+  before the code is imported;
 - actors spread over the nodes (``SPREAD``) and are owned by the server's driver: if the
   server dies, Ray stops them.
 
@@ -163,6 +164,8 @@ def _init_error(exc: Exception) -> str:
 class RayRuntime(ContainerRuntime):
     """Containers as Ray actors on the cluster at ``address``."""
 
+    cpu_for_life = True  # an actor holds its num_cpus until it stops
+
     def __init__(
         self,
         address: str,
@@ -255,6 +258,7 @@ class RayRuntime(ContainerRuntime):
         actor = self._actor_class.options(**options).remote(
             (self.callback_host, self._port), token, spec.module, spec.function,
             spec.code_dir.name, code_files(spec.code_dir), spec.container_id,
+            container_env(spec),
         )  # fmt: skip
         try:
             ref = actor.info.remote()
@@ -305,7 +309,9 @@ def actor_options(spec: ContainerSpec) -> dict[str, Any]:
     fn = spec.manifest
     resources: dict[str, float] = {}
     options: dict[str, Any] = {
-        "name": f"cove-{spec.container_id}",
+        # Unique in the cluster: container ids repeat across servers (replicas, restarts)
+        # sharing one, and an actor name may be held by one live actor only.
+        "name": f"cove-{spec.container_id}-{secrets.token_hex(4)}",
         "num_cpus": float(fn.get("cpu") or spec.cpu or 1.0),
         "memory": int(float(fn.get("memory") or 1.0) * _GIB),
         "max_concurrency": max(1, int(fn.get("max_concurrency") or 1)),
@@ -322,31 +328,37 @@ def actor_options(spec: ContainerSpec) -> dict[str, Any]:
         resources[f"region:{spec.region}"] = 0.001
     if resources:
         options["resources"] = resources
-    options["runtime_env"] = runtime_env(spec)
+    environment = runtime_env(spec)
+    if environment:
+        options["runtime_env"] = environment
     return options
 
 
-def runtime_env(spec: ContainerSpec) -> dict[str, Any]:
-    """Environment variables (the blob store's, the image's, the secrets it lists) and the
-    image's pip packages."""
+def container_env(spec: ContainerSpec) -> dict[str, str]:
+    """The container's environment variables: the blob store's, the secrets it lists and
+    its image's ``env`` steps. The actor sets them in its own process before the code is
+    imported (not through Ray's ``runtime_env``, which would cost a new worker process per
+    actor instead of one of the workers Ray keeps started)."""
     env = {k: v for k, v in spec.env.items() if k not in _GPU_ENV}
-    result: dict[str, Any] = {"env_vars": env} if env else {}
-    image = spec.manifest.get("image")
-    packages: list[str] = []
-    for op, args in (image or {}).get("steps", []):
+    for op, args in (spec.manifest.get("image") or {}).get("steps", []):
         if op == "env":
             env[str(args[0])] = str(args[1])
-            result["env_vars"] = env
-        elif op == "run":
+    return env
+
+
+def runtime_env(spec: ContainerSpec) -> dict[str, Any]:
+    """Ray's runtime environment of the actor: its image's ``pip install`` steps as ``pip``
+    packages (empty without them; other steps than those and ``env`` cannot run)."""
+    packages: list[str] = []
+    for op, args in (spec.manifest.get("image") or {}).get("steps", []):
+        if op == "run":
             packages += pip_packages(str(args[0]), spec.function)
         elif op == "copy":
             raise ValueError(
                 f"{spec.function}: image step copy({args[0]!r}) cannot run on the Ray runtime "
                 "(it maps images to pip packages and environment variables)"
             )
-    if packages:
-        result["pip"] = packages
-    return result
+    return {"pip": packages} if packages else {}
 
 
 def pip_packages(command: str, function: str) -> list[str]:

@@ -43,6 +43,7 @@ class ContainerActor:
         code_key: str,
         files: dict[str, bytes],
         container_id: str,
+        env: dict[str, str] | None = None,
         workdir: str | None = None,
     ) -> None:
         import ray
@@ -57,6 +58,8 @@ class ContainerActor:
         self._lock = os.open(self.tmp / ".cove-lock", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.tmp.mkdir(parents=True, exist_ok=True)  # a sweep may have raced the lock
+        # Its own process: the secrets and image variables are this container's alone.
+        os.environ.update(env or {})
         os.environ.update(
             {
                 NODE_ID_ENV: self.node_id,
