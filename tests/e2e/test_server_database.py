@@ -38,11 +38,9 @@ def test_a_server_on_database_keeps_its_requests_there(
 
 
 def test_a_database_url_of_another_kind_is_refused_by_name(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "cove.cli.main", "server", "--data-dir", str(tmp_path),
-         "--database", "mysql://root@127.0.0.1/cove"],  # fmt: skip
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "cove.cli.main", "server", "--data-dir", str(tmp_path),
+               "--database", "mysql://root@127.0.0.1/cove"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "--database must be a postgresql://" in result.stdout + result.stderr
     assert "mysql://root@127.0.0.1/cove" in result.stdout + result.stderr
