@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 import typer
 from cryptography.fernet import Fernet
 
 from cove.cli import secrets_cmd
 from cove.engine.secrets import KEY_ENV
+from cove.engine.settings import Settings
+from cove.store.database import postgres_url
 from tests.conftest import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -42,6 +45,17 @@ def cove(server: ServerProcess, *args: str, stdin: str = "") -> subprocess.Compl
     )
 
 
+def _stored_token(database: str) -> bytes:
+    """The ciphertext of namespace default's secrets, as the server's database holds it."""
+    engine = sqlalchemy.create_engine(postgres_url(database))
+    try:
+        with engine.connect() as conn:
+            query = "SELECT token FROM secrets WHERE namespace = 'default'"
+            return bytes(conn.execute(sqlalchemy.text(query)).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def test_set_list_delete(server: ServerProcess) -> None:
     value = "sk-e2e-very-secret"
     r = cove(server, "set", "OPENAI_API_KEY", stdin=value + "\n")
@@ -58,7 +72,7 @@ def test_set_list_delete(server: ServerProcess) -> None:
     # encrypted at rest with the environment's key; one trailing newline stripped, no more
     data = server.data_dir
     assert not (data / "secrets.key").exists()
-    raw = (data / "secrets.enc").read_bytes()
+    raw = _stored_token(Settings(data_dir=data).database())
     assert value.encode() not in raw
     stored: dict[str, Any] = json.loads(Fernet(KEY.encode()).decrypt(raw))
     assert stored == {"OPENAI_API_KEY": value, "OTHER_TOKEN": "line1\nline2"}

@@ -143,4 +143,4 @@ def test_without_auth_everything_is_in_default(tmp_path: Path) -> None:
         assert client.post("/applications", files=CODE).status_code == 201
         assert client.post("/applications/echo?wait=60", json="x").json() == "x"
         assert client.get("/applications/default~echo").status_code == 404
-        assert (tmp_path / "secrets.enc").exists()
+        assert client.app.state.engine.secrets.names() == ["API_TOKEN"]

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from cove.engine.settings import Settings
 from cove.server import create_app
 from tests.conftest import APPS, wait_until
+from tests.integration.test_secrets_api import stored_ciphertext
 
 
 def test_functions_see_only_the_secrets_they_list(tmp_path: Path) -> None:
@@ -29,7 +30,7 @@ def test_functions_see_only_the_secrets_they_list(tmp_path: Path) -> None:
         assert out["with"] == {"API_TOKEN": "s3cr3t", "OTHER": None}
         assert out["without"] == {"API_TOKEN": None, "OTHER": None}
         assert out["entry"] == {"API_TOKEN": None, "OTHER": None}
-        assert b"s3cr3t" not in (tmp_path / "secrets.enc").read_bytes()
+        assert b"s3cr3t" not in stored_ciphertext(client.app.state.engine.store)
 
         # Deleted after the deploy: once its idle container is gone, the next one cannot
         # start, and the call says why.

@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from cove.engine.secrets import KEY_ENV, SecretStore
+from cove.engine.secrets import KEY_ENV, StoredSecrets
 from cove.engine.settings import Settings
 from cove.server import create_app
+from cove.store import Store
+from cove.store.schema import secrets as secrets_table
 
 
 @pytest.fixture
@@ -43,9 +46,10 @@ def test_set_list_delete(client: TestClient, data: Path) -> None:
     assert r.json() == {"secrets": [{"name": "A_TOKEN"}, {"name": "OPENAI_API_KEY"}]}
     for value in ("sk-abc-123", "tok-456", "tok-789"):
         assert value not in r.text
-    # stored encrypted in the data folder, readable by the store the engine will use
-    assert b"sk-abc-123" not in (data / "secrets.enc").read_bytes()
-    assert SecretStore(data).environment(["A_TOKEN"]) == {"A_TOKEN": "tok-789"}
+    # stored encrypted in the database, readable by another store over it
+    engine = client.app.state.engine
+    assert b"sk-abc-123" not in stored_ciphertext(engine.store)
+    assert StoredSecrets(data, engine.store).environment(["A_TOKEN"]) == {"A_TOKEN": "tok-789"}
 
     assert client.delete("/secrets/A_TOKEN").status_code == 204
     assert client.get("/secrets").json() == {"secrets": [{"name": "OPENAI_API_KEY"}]}
@@ -99,4 +103,11 @@ def test_the_routes_use_the_engines_store(data: Path) -> None:
         assert c.put("/secrets/A", json={"value": "1"}).status_code == 204
         assert c.put("/secrets/B", json={"value": "2"}).status_code == 204
         assert app.state.secrets is store
-    assert SecretStore(data).names() == ["A", "B"]
+    with TestClient(create_app(Settings(data_dir=data))) as c:  # a restarted server
+        assert c.get("/secrets").json() == {"secrets": [{"name": "A"}, {"name": "B"}]}
+
+
+def stored_ciphertext(store: Store) -> bytes:
+    """Every secrets token in the database, as stored."""
+    rows = store.read_sync(lambda conn: list(conn.execute(select(secrets_table.c.token))))
+    return b"".join(bytes(r[0]) for r in rows)

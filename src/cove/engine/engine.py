@@ -30,7 +30,7 @@ from cove.engine.model import Call, Outcome, RequestRun
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool
 from cove.engine.router import CallRouter, call_row
-from cove.engine.secrets import SecretStore
+from cove.engine.secrets import StoredSecrets
 from cove.engine.settings import Settings
 from cove.errors import (
     ConflictError,
@@ -63,6 +63,14 @@ class Engine(CallRouter):
         self.data_dir = data_dir
         sync = settings.sqlite_synchronous.upper()
         self.store: Store = open_store(settings.database(), sync)
+        # Secrets live in the database, shared by every replica over it.
+        self.secrets = StoredSecrets(data_dir, self.store)
+        try:
+            self.secrets.adopt_files()  # the secrets.enc files of earlier servers, moved in
+            self.secrets.check()  # a key that cannot read the stored secrets stops us here
+        except BaseException:
+            self.store.close()
+            raise
         self.blobs = blob_store_of(settings, fsync=sync in ("FULL", "EXTRA"))
         self.container_env = self.blobs.environment()  # containers read and write blobs directly
         self.payloads = Payloads(self.blobs, settings.inline_payload_limit)
@@ -81,9 +89,8 @@ class Engine(CallRouter):
         found = gpus_from_names(settings.gpus) if settings.gpus or not local else discover()
         self.gpus = GpuAllocator(found)
         self.capacity = Capacity(settings.cpus, settings.memory_gb, self.all_pools)
-        self.secrets = SecretStore(data_dir)
-        self._namespace_secrets: dict[str, SecretStore] = {DEFAULT_NAMESPACE: self.secrets}
-        self.images = ImageBuilder(data_dir)
+        self._namespace_secrets: dict[str, StoredSecrets] = {DEFAULT_NAMESPACE: self.secrets}
+        self.images = ImageBuilder(data_dir, self.store)  # builds recorded in the database
         self.events = EventLog(self.store)  # progress, logs, timelines (cove.engine.events)
         self.leases = Leases(self)  # which replica runs which request (PostgreSQL only)
         self.live: dict[str, RequestRun] = {}
@@ -372,12 +379,12 @@ class Engine(CallRouter):
         await self._resume(request_id, version, "pending")
         return version.version
 
-    def secrets_for(self, namespace: str) -> SecretStore:
-        """The secrets of ``namespace`` (``default``'s in the data folder itself, the others'
-        under ``namespaces/<name>/``): functions only ever get their own namespace's."""
+    def secrets_for(self, namespace: str) -> StoredSecrets:
+        """The secrets of ``namespace`` (a row of their own in the database): functions only
+        ever get their own namespace's."""
         store = self._namespace_secrets.get(namespace)
         if store is None:
-            store = SecretStore(self.data_dir / "namespaces" / namespace)
+            store = StoredSecrets(self.data_dir, self.store, namespace)
             self._namespace_secrets[namespace] = store
         return store
 

@@ -13,6 +13,9 @@ clocks need not agree.
 Fencing: the write that finishes a request checks, in its transaction, that this replica
 still holds the lease; a replica that finds a lease lost drops the request and stops its
 running calls. On SQLite (one server) none of this runs.
+
+Each replica also keeps a row of ``replicas`` (renewed with its leases, deleted when it
+stops), so ``GET /status`` on any replica lists the live ones, idle ones included.
 """
 
 from __future__ import annotations
@@ -79,6 +82,25 @@ _CLAIM = text(
     """
 )
 _RELEASE = text("UPDATE request_leases SET expires_at = 0 WHERE owner = :me")
+_ALIVE = text(
+    "INSERT INTO replicas (id, started_at, renewed_at, expires_at) "
+    f"VALUES (:me, {_NOW}, {_NOW}, {_NOW} + :ttl) ON CONFLICT (id) DO UPDATE SET "
+    "renewed_at = EXCLUDED.renewed_at, expires_at = EXCLUDED.expires_at"
+)
+_STARTED = text(f"UPDATE replicas SET started_at = {_NOW} WHERE id = :me")
+_FORGET_REPLICAS = text(f"DELETE FROM replicas WHERE expires_at < {_NOW} - 3600")  # long dead
+_LEAVE = text("DELETE FROM replicas WHERE id = :me")
+_REPLICAS = text(
+    f"""
+    SELECT r.id, r.started_at, r.renewed_at, count(l.request_id)::integer AS requests
+    FROM replicas r LEFT JOIN request_leases l ON l.owner = r.id AND l.expires_at >= {_NOW}
+    WHERE r.expires_at >= {_NOW}
+    GROUP BY r.id, r.started_at, r.renewed_at
+    ORDER BY r.started_at, r.id
+    """
+)
+#: The most request ids ``GET /status`` lists (their count is always given).
+LISTED_REQUESTS = 100
 _LOCK = text("SELECT owner FROM request_leases WHERE request_id = :rid FOR UPDATE")
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
@@ -132,6 +154,12 @@ class Leases:
     async def recover(self) -> None:
         """At start: resume the unfinished requests no live replica holds (and this
         replica's own, from before a restart)."""
+
+        def join(conn: Connection) -> None:
+            conn.execute(_ALIVE, {"me": self.replica_id, "ttl": self.ttl})
+            conn.execute(_STARTED, {"me": self.replica_id})
+
+        await self.engine.store.write(join)
         resumed = await self._resume(await self._claim(startup=True))
         if resumed:
             log.info("resumed %d unfinished request(s)", resumed)
@@ -153,6 +181,7 @@ class Leases:
 
             def release(conn: Connection) -> None:
                 conn.execute(_RELEASE, {"me": self.replica_id})
+                conn.execute(_LEAVE, {"me": self.replica_id})
                 conn.execute(_NOTIFY, {"channel": "cove_leases", "payload": self.replica_id})
 
             await self.engine.store.write(release)
@@ -180,7 +209,9 @@ class Leases:
 
         def renew(conn: Connection) -> list[str]:
             conn.execute(_RENEW, {"me": self.replica_id, "ttl": self.ttl})
+            conn.execute(_ALIVE, {"me": self.replica_id, "ttl": self.ttl})
             conn.execute(_FORGET_FINISHED, {"me": self.replica_id})
+            conn.execute(_FORGET_REPLICAS)
             if not live:
                 return []
             rows = conn.execute(_LOST, {"ids": live, "me": self.replica_id})
@@ -246,6 +277,29 @@ class Leases:
             if call.slot is not None and call.slot.alive:
                 call.slot.alive, call.slot.stopped_by_server = False, True
                 asyncio.get_running_loop().create_task(call.slot.container.kill())
+
+    # -- GET /status ------------------------------------------------------------------------
+    async def describe(self) -> dict[str, Any]:
+        """This replica as ``GET /status`` shows it: its id, the live replicas over the
+        database (on SQLite, only this one), the requests it runs, and how many requests
+        it took over from other replicas since it started."""
+        owned = sorted(self.engine.live)
+        me = {"id": self.replica_id, "started_at": None, "renewed_at": None}
+        replicas = [{**me, "requests": len(owned)}]
+        if self.enabled:
+
+            def read(conn: Connection) -> list[dict[str, Any]]:
+                return [dict(r) for r in conn.execute(_REPLICAS).mappings()]
+
+            replicas = await self.engine.store.read(read)
+        return {
+            "id": self.replica_id,
+            "shared": self.enabled,  # leases active: other replicas may share the database
+            "lease_seconds": self.ttl if self.enabled else None,
+            "replicas": replicas,
+            "owned_requests": {"count": len(owned), "ids": owned[:LISTED_REQUESTS]},
+            "takeovers": self.takeovers,
+        }
 
     # -- requests run by other replicas --------------------------------------------------
     async def wait_remote(self, request_id: str, timeout: float, stopping: asyncio.Event) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cove.engine.failures import failure
 from cove.engine.secrets import MissingSecretsError, SecretStore
+from cove.errors import CoveError
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.gpus import GpuAllocator, gpu_env
 from cove.runtime.images import ImageBuilder
@@ -110,6 +111,9 @@ class Pool:
         self.secrets = secrets
         self.images = images
         self.lost_starts = 0  # containers that died while starting, in a row
+        self._image_built = False
+        self._image_failed = False  # its last build on this server failed
+        self._image_build: asyncio.Task[None] | None = None  # building it on this server
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -142,6 +146,10 @@ class Pool:
             self._dispatch(slot, call)
         want = len(queue) - self.starting
         target = self.target()
+        if (want > 0 or len(self.slots) + self.starting < target) and not self._image_ready(
+            demand=want > 0
+        ):
+            return  # its image is being built on this server first: the calls wait queued
         while len(self.slots) + self.starting < self.max_containers and (
             want > 0 or len(self.slots) + self.starting < target
         ):
@@ -224,6 +232,38 @@ class Pool:
             call.slot.active += 1
 
     # -- containers ---------------------------------------------------------------------
+    def _image_ready(self, demand: bool) -> bool:
+        """Whether the function's image (if it has one) is built on this server. If not (it
+        was built for a deploy made through another replica, or its folder was lost), it
+        is built now, in the background, and the pool pumps again once it is; after a
+        failed build, only queued calls (``demand``) try again."""
+        image = self.function.get("image")
+        if image is None or self.images is None or self._image_built:
+            return True
+        if self.images.get(image) is not None:
+            self._image_built = True
+            return True
+        if self._image_build is None and (demand or not self._image_failed):
+            self._image_build = task = asyncio.get_running_loop().create_task(self._build(image))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return False
+
+    async def _build(self, image: dict[str, Any]) -> None:
+        assert self.images is not None
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.images.build, image)
+            self._image_failed = False
+        except Exception as exc:
+            why = exc.message if isinstance(exc, CoveError) else repr(exc)
+            log.warning("building the image of %s here failed: %s", self.name, why)
+            self._image_failed = True
+            self.hooks.on_start_failed(self, _start_failure(self.name, f"its image: {why}"))
+        finally:
+            self._image_build = None
+        self.pump()
+
     def _spawn(self, demand: bool = True) -> bool:
         """Start one container; False when the GPUs it needs are all taken right now.
 
@@ -250,6 +290,10 @@ class Pool:
             except MissingSecretsError as exc:
                 self._release_gpus(container_id)
                 self.hooks.on_start_failed(self, _missing_secrets(self.name, exc.names))
+                return False
+            except CoveError as exc:  # the secrets cannot be read (another replica's key)
+                self._release_gpus(container_id)
+                self.hooks.on_start_failed(self, _start_failure(self.name, exc.message))
                 return False
         image = self.function.get("image")
         built = self.images.get(image) if image and self.images is not None else None
@@ -397,9 +441,13 @@ class Pool:
         """The pool as ``GET /applications/{app}/functions`` shows it."""
         starts = sorted(self.cold_start_seconds)
         containers = [
-            {"id": s.container.id, "state": s.state, "calls": len(s.calls)} for s in self.slots
+            {"id": s.container.id, "state": s.state, "calls": len(s.calls),
+             "pid": s.container.pid, "node": s.container.node}  # fmt: skip
+            for s in self.slots
         ]
-        containers += [{"id": None, "state": "starting", "calls": 0}] * self.starting
+        containers += [
+            {"id": None, "state": "starting", "calls": 0, "pid": None, "node": None}
+        ] * self.starting
         return {
             "function": self.name,
             "version": self.version.version,

@@ -6,11 +6,17 @@ An :class:`cove.Image` (``.run(...)``, ``.env(k, v)``, ``.copy(src, dst)``,
 what the image installs wins), built once and kept with its build log. ``pip`` inside the
 build runs the server's pip for the image's environment. A failed step fails the deploy with
 the end of the log. Functions of different images run in their own environments.
+
+Every build's outcome is recorded in the database (table ``images``: hash, name, status,
+the log's end), so the list of images is the same on every replica over one database. The
+folders are not shared: a replica that lacks an image built for a deploy made through
+another replica builds it when a call first needs it (``cove.engine.pool``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import site
@@ -18,12 +24,20 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
 
 from cove.errors import DeployError
+from cove.store.schema import images as images_table
 
+if TYPE_CHECKING:
+    from cove.store.database import Store
+
+log = logging.getLogger(__name__)
 _LOG_TAIL = 4000
 _STEP_TIMEOUT = 1800
 
@@ -46,11 +60,13 @@ def image_hash(image: dict[str, Any]) -> str:
 
 
 class ImageBuilder:
-    """Builds and finds images under ``<data_dir>/images``."""
+    """Builds and finds images under ``<data_dir>/images``, and records each build in
+    ``store`` when given."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, store: Store | None = None) -> None:
         self.root = data_dir / "images"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.store = store
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -79,8 +95,10 @@ class ImageBuilder:
             log_path = self.root / f"{key}.build.log"
             try:
                 self._build_into(staging, image, code_dir, log_path)
-            except BaseException:
+            except BaseException as exc:
                 shutil.rmtree(staging, ignore_errors=True)
+                if isinstance(exc, DeployError):
+                    self._record(key, image, "failed", log_path)
                 raise
             final = self.root / key
             os.replace(staging, final)
@@ -88,7 +106,50 @@ class ImageBuilder:
             _relocate(final, staging)
             built = self.get(image)
             assert built is not None
+            self._record(key, image, "ready", log_path)
             return built
+
+    def _record(self, key: str, image: dict[str, Any], status: str, log_path: Path) -> None:
+        """The build's outcome, for every replica to list (the latest build wins)."""
+        if self.store is None:
+            return
+        try:
+            tail = log_path.read_text(errors="replace")[-_LOG_TAIL:]
+        except OSError:
+            tail = ""
+        row = {
+            "hash": key,
+            "name": image.get("name"),
+            "status": status,
+            "log": tail,
+            "built_at": time.time(),
+        }
+
+        def write(conn: Connection) -> None:
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            # An upsert: replicas may finish building the same image at the same moment.
+            stmt = dialect.insert(images_table).values(**row)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["hash"], set_=row))
+
+        try:
+            self.store.write_sync(write)
+        except Exception:  # the image is built all the same; only the listing misses it
+            log.exception("recording the build of image %s failed", key)
+
+    async def records(self) -> list[dict[str, Any]]:
+        """Every image a server over this database built (its latest build), newest first:
+        ``hash``, ``name``, ``status`` (``ready`` or ``failed``), ``built_at``, ``log``."""
+        if self.store is None:
+            return []
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            t = images_table
+            query = select(t).order_by(t.c.built_at.desc(), t.c.hash)
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+        return await self.store.read(read)
 
     def _build_into(
         self, folder: Path, image: dict[str, Any], code_dir: Path | None, log_path: Path

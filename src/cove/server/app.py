@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.get("/status", tags=["health"], summary="The machine: capacity, GPUs, regions")
     async def machine(request: Request) -> dict[str, Any]:
         """What this server can run: its CPUs and memory and how much is in use, its
-        GPUs and which container holds each, its regions, and live requests."""
+        GPUs and which container holds each, its regions, and live requests; and which
+        replica it is, the live replicas over its database, the requests it runs and how
+        many it took over from other replicas."""
         engine = request.app.state.engine
         return {
             "version": __version__,
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "gpus": _gpus(engine),
             "regions": engine.settings.regions,
             "live_requests": len(engine.live),
+            "replica": await engine.leases.describe(),
         }
 
     return app

@@ -2,7 +2,8 @@
 
 Counters and histograms are fed by the engine's events (requests finished by status,
 call attempt latencies by function, retries, timeouts); gauges are read from the pools
-when scraped (queue depth, containers by state, cold starts, requests in flight). Each
+when scraped (queue depth, containers by state, cold starts, requests in flight, requests
+taken over from other replicas). Each
 server has its own registry, so several engines in one process do not mix.
 """
 
@@ -129,7 +130,12 @@ class PoolCollector(Collector):
             counts[(run.app, run.status)] = counts.get((run.app, run.status), 0) + 1
         for (app, status), count in sorted(counts.items()):
             flight.add_metric([app, status], count)
-        yield from (queue, containers, cold, flight)
+        takeovers = CounterMetricFamily(
+            "cove_request_takeovers",
+            "Requests this replica took over from replicas whose leases expired.",
+            value=self.engine.leases.takeovers,
+        )
+        yield from (queue, containers, cold, flight, takeovers)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -17,23 +16,14 @@ from cove.server.auth import principal
 
 router = APIRouter(tags=["secrets"])
 
-_store_lock = threading.Lock()
-
 
 def secret_store(request: Request) -> SecretStore:
-    """The caller's namespace's :class:`SecretStore`; for ``default``, ``app.state.secrets``,
-    created over the engine's data folder on first use when nothing set it."""
+    """The caller's namespace's secrets, in the engine's database; for ``default``,
+    ``app.state.secrets`` when something set it (the engine's own otherwise)."""
     namespace = principal(request).namespace
-    if namespace != DEFAULT_NAMESPACE:
+    store: SecretStore | None = getattr(request.app.state, "secrets", None)
+    if namespace != DEFAULT_NAMESPACE or store is None:
         return engine_of(request).secrets_for(namespace)
-    state = request.app.state
-    store: SecretStore | None = getattr(state, "secrets", None)
-    if store is None:
-        with _store_lock:
-            store = getattr(state, "secrets", None)
-            if store is None:
-                store = SecretStore(engine_of(request).settings.data_dir)
-                state.secrets = store
     return store
 
 

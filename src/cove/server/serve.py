@@ -15,6 +15,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from cove.engine.engine import Engine
 from cove.engine.settings import Settings
 from cove.server.app import create_app
 
@@ -44,7 +45,10 @@ class GracefulServer(uvicorn.Server):
 
 def serve(settings: Settings) -> None:
     """Run a Cove server in the foreground until it is stopped."""
-    app = create_app(settings)
+    # The engine is made before the server starts, so what stops it from starting (a
+    # secrets key that cannot read the stored secrets, say) ends `cove server` with its
+    # message instead of a traceback from the ASGI lifespan.
+    app = create_app(settings, Engine(settings))
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -35,6 +35,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _create(schema.request_events, schema.call_logs)),
     (4, _create(schema.api_keys)),
     (5, _create(schema.request_leases)),
+    (6, _create(schema.secrets, schema.images, schema.replicas)),
 ]
 
 

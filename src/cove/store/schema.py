@@ -201,3 +201,35 @@ request_leases = Table(
     Column("expires_at", Float, nullable=False),  # database time, Unix seconds
     Index("ix_request_leases_owner", "owner"),
 )
+
+
+# -- version 6: what replicas over one database share (secrets, image builds, who is alive) --
+secrets = Table(
+    "secrets",
+    metadata,
+    # One row per namespace; the row of namespace "" holds no secret: it pins the key and
+    # serializes writes (cove.engine.secrets).
+    Column("namespace", String(100), primary_key=True),
+    Column("token", LargeBinary, nullable=False),  # Fernet: the JSON {name: value}, encrypted
+    Column("adopted", String(64)),  # SHA-256 of the secrets.enc file merged into it, if any
+    Column("updated_at", Float, nullable=False),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # of the image's definition
+    Column("name", String(200)),
+    Column("status", String(20), nullable=False),  # ready | failed: its latest build
+    Column("log", Text, nullable=False),  # the end of that build's log
+    Column("built_at", Float, nullable=False),
+)
+
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("id", String(300), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("renewed_at", Float, nullable=False),  # database time, Unix seconds
+    Column("expires_at", Float, nullable=False),  # live until then unless renewed
+)
