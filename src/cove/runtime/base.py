@@ -57,6 +57,12 @@ class Container(ABC):
     def pid(self) -> int | None:
         """The process id, where there is one."""
 
+    @property
+    def node(self) -> str | None:
+        """The machine it runs on, where the runtime places containers on several (its pid
+        is a process id there); None on this machine."""
+        return None
+
     def memory_bytes(self) -> int | None:
         """Resident memory of the container now, where the runtime can tell."""
         return None

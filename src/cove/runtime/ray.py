@@ -81,6 +81,10 @@ class RayContainer(Container):
     def pid(self) -> int | None:
         return self._pid  # on its node, not on this machine
 
+    @property
+    def node(self) -> str | None:
+        return self.node_id
+
     def memory_bytes(self) -> int | None:
         return self._memory
 
