@@ -36,7 +36,7 @@ import sqlalchemy
 
 from cove.engine.settings import Settings
 from cove.store.database import postgres_url
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import RUNTIME, ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +145,37 @@ def live_containers(data: Path, serving_only: bool = False) -> list[tuple[int, s
         if function is not None and _is_worker(pid) and (not serving_only or _has_served(pid)):
             found.append((pid, function))
     return sorted(found)
+
+
+def ray_containers(url: str) -> list[tuple[int, str]]:
+    """(pid, function) of the chaos app's containers as the server lists them: on the Ray
+    runtime each is an actor's worker process (on this machine, the Ray head's node)."""
+    try:
+        rows = httpx.get(f"{url}/applications/{APP}/functions", timeout=5).json()["functions"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return []  # the server is down (the chaos killed it) or restarting
+    found = []
+    for row in rows:
+        for container in row["containers"]:
+            pid = container.get("pid")
+            if pid and container["state"] != "stopped" and _is_ray_worker(pid):
+                found.append((int(pid), str(row["function"])))
+    return sorted(found)
+
+
+def _is_ray_worker(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::")
+    except OSError:
+        return False
+
+
+def kill_container(pid: int) -> None:
+    """SIGKILL a container: a local one's process group, a Ray actor's worker process."""
+    if RUNTIME == "ray":
+        os.kill(pid, signal.SIGKILL)
+    else:
+        os.killpg(pid, signal.SIGKILL)
 
 
 def kill_worker_groups(data: Path) -> None:
@@ -271,18 +302,18 @@ def _run(cluster: Cluster, seed: int, log: Path, began: float) -> None:
         submitted.set()
 
     def kill_one_container(budget: collections.Counter[str]) -> bool:
-        candidates = [
-            (pid, fn)
-            for pid, fn in live_containers(data, serving_only=not KILL_STARTING_CONTAINERS)
-            if budget[fn] < MACHINE_RETRIES
-        ]
+        if RUNTIME == "ray":
+            found = ray_containers(cluster.url)  # started ones only: Ray places the others
+        else:
+            found = live_containers(data, serving_only=not KILL_STARTING_CONTAINERS)
+        candidates = [(pid, fn) for pid, fn in found if budget[fn] < MACHINE_RETRIES]
         if not candidates:
             return False
         # A function first, then one of its containers: the pools differ in size.
         function = rng.choice(sorted({fn for _, fn in candidates}))
         pid = rng.choice([pid for pid, fn in candidates if fn == function])
         try:
-            os.killpg(pid, signal.SIGKILL)
+            kill_container(pid)
         except ProcessLookupError:
             return False
         budget[function] += 1
@@ -525,6 +556,7 @@ def _check_effects(
 
 
 # -- a container killed while it starts ---------------------------------------------------
+@pytest.mark.local_runtime_only  # it finds the starting process by the local runtime's record
 def test_container_killed_while_starting(
     tmp_path: Path, server_factory: type[ServerProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
