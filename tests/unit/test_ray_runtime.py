@@ -78,3 +78,10 @@ def test_settings_are_sized_to_the_cluster_unless_given() -> None:
     given = Settings(cpus=3, regions=["us-east-1"])
     fit_settings(given, nodes)
     assert given.cpus == 3 and given.regions == ["us-east-1"]
+
+
+def test_actor_names_are_unique_although_container_ids_repeat() -> None:
+    # Replicas and restarted servers count containers from 1 again, on one cluster.
+    names = {actor_options(spec({}))["name"] for _ in range(50)}
+    assert len(names) == 50
+    assert all(name.startswith("cove-app-v1-f-1-") for name in names)
