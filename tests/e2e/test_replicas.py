@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy
+from cryptography.fernet import Fernet
 
 from cove.engine.leases import default_replica_id
 from cove.store.database import postgres_url as with_driver
@@ -60,6 +61,17 @@ def _owner(database: str, request_id: str) -> str | None:
             return None if found is None else str(found)
     finally:
         engine.dispose()
+
+
+def _replica_status(server: ServerProcess) -> dict[str, Any]:
+    with server.client() as c:
+        replica: dict[str, Any] = c.get("/status").json()["replica"]
+    return replica
+
+
+def _takeovers_metric(text: str) -> float:
+    (line,) = [x for x in text.splitlines() if x.startswith("cove_request_takeovers_total ")]
+    return float(line.split()[1])
 
 
 def _containers(data: Path) -> list[str]:
@@ -189,6 +201,13 @@ def test_a_killed_replica_s_request_is_taken_over_without_rerunning_finished_cal
     with a.client() as c:
         rid = c.post("/applications/durable_job", json=_job(log, 6, 3)).json()["request_id"]
     wait_until(lambda: "start step3" in [t for _, _, t in _lines(log)], what="step3 to start")
+    a_id, b_id = (default_replica_id(str((tmp_path / n).resolve())) for n in ("a", "b"))
+    for server in (a, b):  # each lists both; A runs the request
+        replicas = {r["id"]: r for r in _replica_status(server)["replicas"]}
+        assert set(replicas) == {a_id, b_id}
+        assert replicas[a_id]["requests"] == 1 and replicas[b_id]["requests"] == 0
+    assert _replica_status(a)["owned_requests"] == {"count": 1, "ids": [rid]}
+    assert _replica_status(b)["takeovers"] == 0
 
     # A's machine dies: the server and its containers, at once.
     a.kill()
@@ -209,7 +228,16 @@ def test_a_killed_replica_s_request_is_taken_over_without_rerunning_finished_cal
     assert [starts[f"start step{i}"] for i in range(6)] == [1, 1, 1, 2, 1, 1]
     with b.client() as c:
         events = c.get(f"/applications/durable_job/requests/{rid}/progress?format=json").json()
+        metrics = c.get("/metrics").text
     assert any(e["type"] == "request_started" and e["resumed"] for e in events["events"])
+    # B counts the takeover; A, dead, drops off the list once its row is no longer renewed.
+    assert _replica_status(b)["takeovers"] >= 1
+    assert _takeovers_metric(metrics) >= 1
+    wait_until(
+        lambda: [r["id"] for r in _replica_status(b)["replicas"]] == [b_id],
+        30,
+        "the dead replica to leave the list",
+    )
 
 
 def test_a_replica_stopped_gracefully_hands_its_requests_over_at_once(
@@ -239,3 +267,38 @@ def test_a_replica_stopped_gracefully_hands_its_requests_over_at_once(
     assert answer.json() == {"total": 30, "squares": [0, 1, 4], "stamp": "kept"}
     done = collections.Counter(call for _, call, tag in _lines(log) if tag.startswith("done"))
     assert all(n == 1 for n in done.values()), done
+
+
+def test_secrets_set_through_one_replica_reach_functions_another_runs(
+    tmp_path: Path, server_factory: type[ServerProcess], postgres_url: str
+) -> None:
+    key = {"COVE_SECRETS_KEY": Fernet.generate_key().decode()}  # the same on every replica
+    env = {"COVE_DATABASE_URL": postgres_url, "COVE_BLOB_URL": f"file://{tmp_path / 'blobs'}"}
+    a = server_factory(tmp_path / "a", env={**env, **key}).start()
+    b = server_factory(tmp_path / "b", env={**env, **key}).start()
+    with a.client() as c:
+        assert c.put("/secrets/API_TOKEN", json={"value": "from-a"}).status_code == 204
+    with b.client() as c:
+        assert c.get("/secrets").json() == {"secrets": [{"name": "API_TOKEN"}]}
+    b.deploy(APPS / "secretive.py")  # B's deploy finds the secret set through A
+    with b.client() as c:
+        r = c.post("/applications/read_secrets", params={"wait": 60})
+        assert r.status_code == 200, r.text
+        rid = r.headers["x-cove-request-id"]
+        assert r.json()["with"] == {"API_TOKEN": "from-a", "OTHER": None}
+    assert _owner(postgres_url, rid) in (None, default_replica_id(str((tmp_path / "b").resolve())))
+
+    # A replica with another key would write secrets no other replica can read: it does
+    # not start, and says why.
+    wrong = {"COVE_SECRETS_KEY": Fernet.generate_key().decode()}
+    with pytest.raises(RuntimeError, match="server exited") as info:
+        server_factory(tmp_path / "c", env={**env, **wrong}).start()
+    said = " ".join(str(info.value).split())  # the message, however the console wrapped it
+    assert "cannot decrypt the secrets in the database" in said
+    assert "same key" in said and "Traceback" not in said
+    # Nor does one with no key at all (it would make its own).
+    with pytest.raises(RuntimeError, match="server exited") as info:
+        server_factory(tmp_path / "d", env=env).start()
+    said = " ".join(str(info.value).split())
+    assert "has no key to read them" in said and "Traceback" not in said
+    assert not (tmp_path / "d" / "secrets.key").exists()

@@ -82,12 +82,14 @@ _CLAIM = text(
     """
 )
 _RELEASE = text("UPDATE request_leases SET expires_at = 0 WHERE owner = :me")
-_ALIVE = text(
+_JOIN = (
     "INSERT INTO replicas (id, started_at, renewed_at, expires_at) "
-    f"VALUES (:me, {_NOW}, {_NOW}, {_NOW} + :ttl) ON CONFLICT (id) DO UPDATE SET "
-    "renewed_at = EXCLUDED.renewed_at, expires_at = EXCLUDED.expires_at"
+    f"SELECT :me, t, t, t + :ttl FROM (SELECT {_NOW} AS t) AS now "
+    "ON CONFLICT (id) DO UPDATE SET renewed_at = EXCLUDED.renewed_at, "
+    "expires_at = EXCLUDED.expires_at"
 )
-_STARTED = text(f"UPDATE replicas SET started_at = {_NOW} WHERE id = :me")
+_ALIVE = text(_JOIN)
+_STARTED = text(_JOIN + ", started_at = EXCLUDED.started_at")  # (again) from now on
 _FORGET_REPLICAS = text(f"DELETE FROM replicas WHERE expires_at < {_NOW} - 3600")  # long dead
 _LEAVE = text("DELETE FROM replicas WHERE id = :me")
 _REPLICAS = text(
@@ -155,11 +157,8 @@ class Leases:
         """At start: resume the unfinished requests no live replica holds (and this
         replica's own, from before a restart)."""
 
-        def join(conn: Connection) -> None:
-            conn.execute(_ALIVE, {"me": self.replica_id, "ttl": self.ttl})
-            conn.execute(_STARTED, {"me": self.replica_id})
-
-        await self.engine.store.write(join)
+        params = {"me": self.replica_id, "ttl": self.ttl}
+        await self.engine.store.write(lambda c: c.execute(_STARTED, params))
         resumed = await self._resume(await self._claim(startup=True))
         if resumed:
             log.info("resumed %d unfinished request(s)", resumed)
