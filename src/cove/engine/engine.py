@@ -88,7 +88,9 @@ class Engine(CallRouter):
         local = settings.runtime == "local"
         found = gpus_from_names(settings.gpus) if settings.gpus or not local else discover()
         self.gpus = GpuAllocator(found)
-        self.capacity = Capacity(settings.cpus, settings.memory_gb, self.all_pools)
+        self.capacity = Capacity(
+            settings.cpus, settings.memory_gb, self.all_pools, self.runtime.cpu_for_life
+        )
         self._namespace_secrets: dict[str, StoredSecrets] = {DEFAULT_NAMESPACE: self.secrets}
         self.images = ImageBuilder(data_dir, self.store)  # builds recorded in the database
         self.events = EventLog(self.store)  # progress, logs, timelines (cove.engine.events)

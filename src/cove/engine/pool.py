@@ -441,8 +441,13 @@ class Pool:
         """The pool as ``GET /applications/{app}/functions`` shows it."""
         starts = sorted(self.cold_start_seconds)
         containers = [
-            {"id": s.container.id, "state": s.state, "calls": len(s.calls),
-             "pid": s.container.pid, "node": s.container.node}  # fmt: skip
+            {
+                "id": s.container.id,
+                "state": s.state,
+                "calls": len(s.calls),
+                "pid": s.container.pid,
+                "node": s.container.node,
+            }
             for s in self.slots
         ]
         containers += [
