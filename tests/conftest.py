@@ -198,15 +198,26 @@ def _ray_head() -> Iterator[RayHead]:
     head.stop()
 
 
-@pytest.fixture(autouse=True)
-def _runtime_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With COVE_TEST_RUNTIME=ray, every engine and server of the test, in process or not,
-    places its containers as actors on the session's Ray head instead of local processes."""
-    if RUNTIME != "ray" or "local_runtime_only" in request.keywords:
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_backend(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With COVE_TEST_RUNTIME=ray, every engine and server of the session, in process or not
+    and whatever its fixture's scope, places its containers as actors on the session's Ray
+    head instead of local processes."""
+    if RUNTIME != "ray":
+        yield
         return
     head = request.getfixturevalue("_ray_head")
-    monkeypatch.setenv("COVE_RUNTIME", "ray")
-    monkeypatch.setenv("COVE_RAY_ADDRESS", head.address)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COVE_RUNTIME", "ray")
+        patch.setenv("COVE_RAY_ADDRESS", head.address)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _local_runtime_only(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests marked local_runtime_only keep local processes whatever COVE_TEST_RUNTIME says."""
+    if "local_runtime_only" in request.keywords:
+        monkeypatch.setenv("COVE_RUNTIME", "local")
 
 
 # -- an in-process server with test applications deployed --------------------------------------

@@ -44,6 +44,8 @@ def most_at_once(spans: list[dict[str, float]]) -> int:
     return peak
 
 
+# Local processes hold a CPU only while busy; Ray's actors: the tests at the end of the file.
+@pytest.mark.local_runtime_only
 def test_calls_queue_for_cpus_and_the_blocked_parent_lends_its_own(
     two_cpus: tuple[TestClient, Any],
 ) -> None:
@@ -56,9 +58,14 @@ def test_calls_queue_for_cpus_and_the_blocked_parent_lends_its_own(
     assert engine.capacity.cpu_in_use() == 0.0  # nothing busy once the request is done
 
 
-def test_a_chain_deeper_than_the_machine_does_not_deadlock(tmp_path: Path) -> None:
-    # One CPU, three cpu=1 functions each waiting on the next.
-    for client, _ in _server(tmp_path, cpus=1.0):
+@pytest.mark.parametrize("reserved_for_life", [False, True])
+def test_a_chain_deeper_than_the_machine_does_not_deadlock(
+    tmp_path: Path, reserved_for_life: bool
+) -> None:
+    # One CPU, three cpu=1 functions each waiting on the next. Reserved for life (Ray),
+    # nothing idle can make room, so the children use what their blocked parents lend.
+    for client, engine in _server(tmp_path, cpus=1.0):
+        engine.capacity.reserved_for_life = reserved_for_life
         assert run(client, "nested", 3) == (3 + 1) * 2 + 1
 
 
@@ -106,11 +113,11 @@ def test_a_warm_container_displaces_an_idle_one_waiting_to_scale_down(
     assert engine.capacity.evictions == 1
 
 
-# -- a runtime whose containers hold their CPUs for life (Ray actors: num_cpus) ---------------
+# -- a runtime whose containers hold CPUs and memory for life (Ray actors) ---------------------
 @pytest.fixture
 def two_cpus_for_life(tmp_path: Path) -> Iterator[tuple[TestClient, Any]]:
     for client, engine in _server(tmp_path, cpus=2.0):
-        engine.capacity.cpu_for_life = True  # what RayRuntime.cpu_for_life makes it
+        engine.capacity.reserved_for_life = True  # what RayRuntime makes it
         yield client, engine
 
 
@@ -131,8 +138,26 @@ def test_cpus_held_for_life_are_freed_by_stopping_idle_containers_of_another_fun
     tmp_path: Path,
 ) -> None:
     for client, engine in _server(tmp_path, cpus=1.0):
-        engine.capacity.cpu_for_life = True
+        engine.capacity.reserved_for_life = True
         # One CPU: big_a's idle container holds it, so big_b's call stops it, and so on.
         first_a, b, second_a = run(client, "big_pair", 1)
         assert len({first_a, b, second_a}) == 3
         assert engine.capacity.evictions >= 2
+
+
+def test_reserved_for_life_blocked_parents_count_when_idle_containers_can_make_room(
+    tmp_path: Path,
+) -> None:
+    for client, engine in _server(tmp_path, cpus=3.0):
+        engine.capacity.reserved_for_life = True
+        run(client, "fan_out", 1)  # leaves fan_out's and crunch's containers idle: 2 CPUs
+        assert engine.capacity.cpu_in_use() == 2.0
+        # nested (1 CPU) fits beside them. Its child middle, and middle's child leaf, would
+        # fit too if the blocked parents lent their CPUs; but a Ray actor that waits still
+        # holds them, so each child's start stops one of the idle containers instead of
+        # waiting in the cluster's queue behind them.
+        assert run(client, "nested", 3) == (3 + 1) * 2 + 1
+        assert engine.capacity.evictions == 2
+        rows = client.get("/applications/fan_out/functions").json()["functions"]
+        alive = {row["function"]: row["containers"] for row in rows}
+        assert alive["fan_out"] == [] and alive["crunch"] == []

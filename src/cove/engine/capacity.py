@@ -6,11 +6,7 @@ server never runs more than the machine holds. It counts:
 - **memory**: every container, starting, idle or busy, holds its function's ``memory``
   for its whole life;
 - **CPU**: a container holds its function's ``cpu`` while it runs calls, and while it
-  starts (it starts for a call that will run). An idle container uses no CPU. On a
-  runtime that reserves a container's CPUs for its whole life (``cpu_for_life``: Ray,
-  whose actors hold their ``num_cpus`` until they stop), CPU is counted like memory
-  instead, so that idle containers of other pools are stopped to make room for a queued
-  call rather than leaving the new container pending in the cluster's own queue.
+  starts (it starts for a call that will run). An idle container uses no CPU.
 
 A container whose calls all wait on their children (a *blocked parent*) counts for
 neither: its children run in its place. Counting it would bring back the deadlock of
@@ -25,6 +21,16 @@ first) are stopped; a minimum or warm container may only displace idle container
 their pools would scale down anyway. GPUs are whole devices handed out by ``GpuAllocator``; a pool
 waiting for one waits here too, and an idle container holding a GPU is stopped the
 same way.
+
+**Reserved for life** (``reserved_for_life``: the Ray runtime, whose actors hold their
+``num_cpus`` and ``memory`` from start to stop, idle or blocked). There the cluster, not
+Cove, decides whether a container fits, and it counts every live container. So Cove
+counts CPU like memory, and counts blocked parents too, when it decides whether idle
+containers of other pools must be stopped to make room: otherwise a new container would
+wait in the cluster's queue behind idle ones. Only once no idle container is left to stop
+may a queued call's container start beyond that count, as far as blocked parents lend
+theirs: the cluster queues it until a node is added (its autoscaler) or a parent ends, and
+nested calls never deadlock in Cove's own accounting.
 """
 
 from __future__ import annotations
@@ -50,34 +56,36 @@ class Capacity:
         cpus: float,
         memory_gb: float,
         pools: Callable[[], Iterable[Pool]],
-        cpu_for_life: bool = False,
+        reserved_for_life: bool = False,
     ) -> None:
         self.cpus = cpus
         self.memory_gb = memory_gb
-        self.cpu_for_life = cpu_for_life
+        self.reserved_for_life = reserved_for_life
         self._pools = pools
         self._waiting: dict[Pool, None] = {}  # an ordered set: first come, first woken
         self._wake_scheduled = False
         self.evictions = 0
 
     # -- what is in use ------------------------------------------------------------------
-    def cpu_in_use(self) -> float:
-        if self.cpu_for_life:
-            return self._held(lambda pool: pool.cpu)
+    def cpu_in_use(self, lent: bool = True) -> float:
+        """CPUs held; with ``lent``, blocked parents' are not counted (see the module)."""
+        if self.reserved_for_life:
+            return self._held(lambda pool: pool.cpu, lent)
         used = 0.0
         for pool in self._pools():
             busy = sum(1 for slot in pool.slots if slot.alive and slot.active > 0)
             used += pool.cpu * (busy + pool.starting)
         return used
 
-    def memory_in_use(self) -> float:
-        return self._held(lambda pool: pool.memory_gb)
+    def memory_in_use(self, lent: bool = True) -> float:
+        return self._held(lambda pool: pool.memory_gb, lent)
 
-    def _held(self, amount: Callable[[Pool], float]) -> float:
-        """What live containers hold for their whole life (blocked parents lend theirs)."""
+    def _held(self, amount: Callable[[Pool], float], lent: bool) -> float:
+        """What live containers hold for their whole life (with ``lent``, but blocked
+        parents)."""
         used = 0.0
         for pool in self._pools():
-            held = sum(1 for slot in pool.slots if slot.alive and not _blocked(slot))
+            held = sum(1 for s in pool.slots if s.alive and not (lent and _blocked(s)))
             used += amount(pool) * (held + pool.starting)
         return used
 
@@ -85,7 +93,7 @@ class Capacity:
         """Whether one more of ``pool``'s containers may run calls now. Where containers
         hold their CPUs for life, an existing one already holds them (``can_start``
         counts a new one's)."""
-        if self.cpu_for_life:
+        if self.reserved_for_life:
             return True
         return self.cpu_in_use() + pool.cpu <= self.cpus + _EPSILON
 
@@ -95,18 +103,22 @@ class Capacity:
         stopped to make room: for a queued call (``demand``), any idle one beyond its
         pool's ``min_containers``; for a minimum or warm container, only those its pool
         does not keep (idle ones waiting to scale down)."""
-        if self._fits(pool):
+        strict = self.reserved_for_life  # count blocked parents: the cluster does
+        if self._fits(pool, lent=not strict):
             return True
         for slot in self._idle_elsewhere(pool, keep_warm=not demand):
             self.evict(slot)
-            if self._fits(pool):
+            if self._fits(pool, lent=not strict):
                 return True
-        return False
+        # Nothing idle is left to stop: a queued call may use what blocked parents lend.
+        return strict and demand and self._fits(pool, lent=True)
 
-    def _fits(self, pool: Pool) -> bool:
-        if self.memory_in_use() + pool.memory_gb > self.memory_gb + _EPSILON:
+    def _fits(self, pool: Pool, lent: bool) -> bool:
+        if self.memory_in_use(lent) + pool.memory_gb > self.memory_gb + _EPSILON:
             return False
-        return not self.cpu_for_life or self.cpu_in_use() + pool.cpu <= self.cpus + _EPSILON
+        if not self.reserved_for_life:
+            return True
+        return self.cpu_in_use(lent) + pool.cpu <= self.cpus + _EPSILON
 
     def evict_gpu_holder(self, pool: Pool, holds_gpus: Callable[[Slot], bool]) -> bool:
         """Stop the longest-idle container of another pool that holds GPUs; False if none.
@@ -166,9 +178,9 @@ class Capacity:
     def describe(self) -> dict[str, float | int]:
         return {
             "cpus": self.cpus,
-            "cpus_in_use": round(self.cpu_in_use(), 3),
+            "cpus_in_use": round(self.cpu_in_use(lent=not self.reserved_for_life), 3),
             "memory_gb": round(self.memory_gb, 3),
-            "memory_gb_in_use": round(self.memory_in_use(), 3),
+            "memory_gb_in_use": round(self.memory_in_use(lent=not self.reserved_for_life), 3),
             "pools_waiting": len(self._waiting),
             "evictions": self.evictions,
         }

@@ -89,7 +89,7 @@ class Engine(CallRouter):
         found = gpus_from_names(settings.gpus) if settings.gpus or not local else discover()
         self.gpus = GpuAllocator(found)
         self.capacity = Capacity(
-            settings.cpus, settings.memory_gb, self.all_pools, self.runtime.cpu_for_life
+            settings.cpus, settings.memory_gb, self.all_pools, self.runtime.reserved_for_life
         )
         self._namespace_secrets: dict[str, StoredSecrets] = {DEFAULT_NAMESPACE: self.secrets}
         self.images = ImageBuilder(data_dir, self.store)  # builds recorded in the database

@@ -80,9 +80,10 @@ class Container(ABC):
 class ContainerRuntime(ABC):
     """Starts containers and cleans up after a crash of a previous server."""
 
-    #: Whether a container holds its CPUs from start to stop, idle or not (a Ray actor's
-    #: ``num_cpus``), rather than only while it runs calls (a local process).
-    cpu_for_life: bool = False
+    #: Whether a container holds its CPUs and memory from start to stop, idle or blocked
+    #: (a Ray actor's ``num_cpus`` and ``memory``), rather than its CPUs only while it runs
+    #: calls (a local process; see cove.engine.capacity).
+    reserved_for_life: bool = False
 
     @abstractmethod
     async def start(self, spec: ContainerSpec) -> Container:

@@ -168,7 +168,7 @@ def _init_error(exc: Exception) -> str:
 class RayRuntime(ContainerRuntime):
     """Containers as Ray actors on the cluster at ``address``."""
 
-    cpu_for_life = True  # an actor holds its num_cpus until it stops
+    reserved_for_life = True  # an actor holds its num_cpus and memory until it stops
 
     def __init__(
         self,
