@@ -16,6 +16,10 @@ from cove.engine.settings import Settings
 from cove.server import create_app
 from tests.conftest import APPS
 
+# GPUs found on this machine by nvidia-smi: the local runtime's. On Ray, the cluster's GPU
+# resources (tests/unit/test_ray_runtime.py: fit_settings, actor_options).
+pytestmark = pytest.mark.local_runtime_only
+
 FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "gpu_fixtures"
 
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cove.engine.settings import Settings
 from cove.server import create_app
-from tests.conftest import APPS
+from tests.conftest import APPS, RUNTIME
+
+# Images are built here as virtual environments: on the local runtime. On Ray an image is the
+# actor's pip runtime environment (tests/unit/test_ray_runtime.py, and the last test here).
+local_images = pytest.mark.local_runtime_only
 
 
 def files(name: str) -> dict[str, tuple[str, bytes]]:
@@ -18,6 +23,7 @@ def files(name: str) -> dict[str, tuple[str, bytes]]:
     return {"code": (path.name, path.read_bytes())}
 
 
+@local_images
 def test_functions_run_in_their_own_image(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
         built = client.post("/images", files=files("imaged.py"))
@@ -36,6 +42,7 @@ def test_functions_run_in_their_own_image(tmp_path: Path) -> None:
         assert again == built.json()["images"]
 
 
+@local_images
 def test_a_failing_image_build_fails_the_deploy(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
         r = client.post("/applications", files=files("bad_image.py"))
@@ -43,3 +50,14 @@ def test_a_failing_image_build_fails_the_deploy(tmp_path: Path) -> None:
         message = r.json()["error"]["message"]
         assert "exit code 3" in message and "preparing the broken image" in message
         assert client.get("/applications/never_deployed").status_code == 404
+
+
+@pytest.mark.skipif(RUNTIME != "ray", reason="about the Ray runtime (COVE_TEST_RUNTIME=ray)")
+def test_on_ray_an_image_step_ray_cannot_run_fails_the_deploy_by_name(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        r = client.post("/applications", files=files("imaged.py"))
+        assert r.status_code == 400, r.text
+        message = r.json()["error"]["message"]
+        assert "in_image: image step run(" in message
+        assert "cannot run on the Ray runtime" in message
+        assert client.get("/applications/images_app").status_code == 404

@@ -16,6 +16,9 @@ from cove.engine.settings import Settings
 from cove.server import create_app
 from tests.conftest import APPS
 
+# Images built here as virtual environments: the local runtime's (see test_images.py).
+pytestmark = pytest.mark.local_runtime_only
+
 
 def files(name: str) -> dict[str, tuple[str, bytes]]:
     path = APPS / name

@@ -14,6 +14,7 @@ from cove.runtime.ray import (
     actor_options,
     container_env,
     fit_settings,
+    image_runtime_env,
     pip_packages,
     runtime_env,
 )
@@ -61,6 +62,8 @@ def test_secrets_and_image_env_become_the_actors_env_and_pip_steps_its_runtime_e
 def test_image_steps_ray_cannot_run_are_refused_with_the_step() -> None:
     with pytest.raises(ValueError, match="apt-get"):
         pip_packages("apt-get install -y curl", "f")
+    with pytest.raises(ValueError, match=r"f: image step copy\('data.csv'\)"):
+        image_runtime_env({"name": "i", "steps": [["copy", ["data.csv", "/data"]]]}, "f")
     assert pip_packages("python -m pip install requests", "f") == ["requests"]
 
 

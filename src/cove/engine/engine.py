@@ -417,7 +417,13 @@ class Engine(CallRouter):
             pool.retired = not any(latest.get(app) == number for app, number in pool.users)
 
     async def _prepare(self, manifest: dict[str, Any], namespace: str) -> None:
-        """Before a deploy is stored: its secrets must exist and its images must build."""
+        """Before a deploy is stored: the runtime must be able to run its functions, their
+        secrets must exist and their images must build."""
+        for fn in manifest["functions"]:
+            try:
+                self.runtime.check_function(fn)
+            except ValueError as exc:
+                raise DeployError(str(exc)) from None
         self._check_secrets(manifest, namespace)
         await self.build_images(manifest)
 

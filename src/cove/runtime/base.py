@@ -89,6 +89,10 @@ class ContainerRuntime(ABC):
     async def start(self, spec: ContainerSpec) -> Container:
         """Start a container; returns once its channel is open (not yet ready)."""
 
+    def check_function(self, function: dict[str, Any]) -> None:  # noqa: B027 - optional
+        """Raise ValueError, saying why, if this runtime cannot run ``function`` (a
+        manifest entry) at all: checked when it is deployed."""
+
     @abstractmethod
     def reap_orphans(self) -> int:
         """Stop containers left by a server that died; returns how many were stopped."""

@@ -290,6 +290,9 @@ class RayRuntime(ContainerRuntime):
             raise
         return RayContainer(spec, actor, reader, writer, node_id, pid, self.check_interval)
 
+    def check_function(self, function: dict[str, Any]) -> None:
+        image_runtime_env(function.get("image"), str(function["name"]))
+
     def reap_orphans(self) -> int:
         # Actors are owned by the driver that created them: when a server dies, Ray stops
         # its actors itself, so a new server finds none of them running calls.
@@ -352,14 +355,20 @@ def container_env(spec: ContainerSpec) -> dict[str, str]:
 
 def runtime_env(spec: ContainerSpec) -> dict[str, Any]:
     """Ray's runtime environment of the actor: its image's ``pip install`` steps as ``pip``
-    packages (empty without them; other steps than those and ``env`` cannot run)."""
+    packages (empty without them)."""
+    return image_runtime_env(spec.manifest.get("image"), spec.function)
+
+
+def image_runtime_env(image: dict[str, Any] | None, function: str) -> dict[str, Any]:
+    """The ``pip`` packages of an image's ``pip install`` steps; a step other than those
+    and ``env`` cannot run on Ray (ValueError, naming it)."""
     packages: list[str] = []
-    for op, args in (spec.manifest.get("image") or {}).get("steps", []):
+    for op, args in (image or {}).get("steps", []):
         if op == "run":
-            packages += pip_packages(str(args[0]), spec.function)
+            packages += pip_packages(str(args[0]), function)
         elif op == "copy":
             raise ValueError(
-                f"{spec.function}: image step copy({args[0]!r}) cannot run on the Ray runtime "
+                f"{function}: image step copy({args[0]!r}) cannot run on the Ray runtime "
                 "(it maps images to pip packages and environment variables)"
             )
     return {"pip": packages} if packages else {}
