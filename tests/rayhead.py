@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.raycluster import ray_start
+
 BIN = Path(sys.executable).parent
 HOW = "run it as: COVE_TEST_RUNTIME=ray python -m tests.netns python -m pytest ..."
 
@@ -68,11 +70,9 @@ class RayHead:
 
     def start(self, timeout: float = 120.0) -> RayHead:
         log = open(self.root / "head.log", "wb")  # noqa: SIM115 - closed below
-        command = [str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
-             "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-             "--num-cpus", str(self.cpus), "--memory", str(self.memory_gb * 1024**3),
-             "--object-store-memory", str(80 * 1024**2), "--include-dashboard", "false",
-             "--temp-dir", str(self.root / "ray")]  # fmt: skip
+        command = ray_start("--head", "--port", str(self.port), "--include-dashboard", "false",
+                            "--temp-dir", str(self.root / "ray"),
+                            cpus=self.cpus, memory_gb=self.memory_gb)  # fmt: skip
         self.process = subprocess.Popen(
             command,
             stdout=log,
