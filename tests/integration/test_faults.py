@@ -34,7 +34,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[tuple[TestClient, Any]]:
-    app = create_app(Settings(data_dir=data_dir, regions=["us-east-1"]))
+    # A 4-CPU machine (or cluster) in one region, whatever runs the tests: huge (cpu=8) and
+    # in_europe can never run on it.
+    app = create_app(Settings(data_dir=data_dir, cpus=4.0, regions=["us-east-1"]))
     with TestClient(app) as client:
         deploy(client, "faults.py")
         yield client, app.state.engine

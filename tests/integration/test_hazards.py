@@ -57,6 +57,8 @@ def test_failing_container_init_ends_the_request(server: tuple[TestClient, Any])
     assert "model weights missing" in err["message"]
 
 
+# The exit code of a local process; a Ray actor that ends is lost to the server (docs/ray.md).
+@pytest.mark.local_runtime_only
 def test_a_container_that_exits_fails_the_call_with_a_reason(
     server: tuple[TestClient, Any],
 ) -> None:

@@ -73,6 +73,8 @@ def test_max_concurrency_calls_share_a_container(server: tuple[TestClient, Any])
     assert peak == 3  # three at once, never more
 
 
+# The local runtime's folders (on Ray they live on the node, swept when the next actor starts).
+@pytest.mark.local_runtime_only
 def test_each_container_has_its_own_temporary_folder(server: tuple[TestClient, Any]) -> None:
     client, engine = server
     folders = run(client, "use_scratch", ["a", "b", "c", "d"])
@@ -104,6 +106,7 @@ def test_functions_endpoint_shows_bounds_and_cold_starts(server: tuple[TestClien
     assert client.get("/applications/nope/functions").status_code == 404
 
 
+@pytest.mark.local_runtime_only  # CPU affinity of local processes; Ray does not pin actors
 def test_containers_are_confined_to_their_cpus(server: tuple[TestClient, Any]) -> None:
     import os
 
