@@ -193,7 +193,14 @@ def _ray_head() -> Iterator[RayHead]:
     why = ray_missing()
     if why is not None:
         pytest.fail(f"COVE_TEST_RUNTIME=ray but {why}")
-    head = RayHead().start()
+    # Logical CPUs and memory (a Ray actor holds its num_cpus and memory for its whole life,
+    # idle or waiting on its children): enough for every pool of a test at its maximum, as
+    # docs/ray.md asks of a cluster without an autoscaler. The chaos workload nests three
+    # deep under four pools of Settings' default max_containers each.
+    from cove.engine.settings import Settings
+
+    cpus = 8 * Settings().default_max_containers
+    head = RayHead(cpus=cpus, memory_gb=cpus).start()
     yield head
     head.stop()
 
