@@ -61,3 +61,18 @@ def test_on_ray_an_image_step_ray_cannot_run_fails_the_deploy_by_name(tmp_path: 
         assert "in_image: image step run(" in message
         assert "cannot run on the Ray runtime" in message
         assert client.get("/applications/images_app").status_code == 404
+
+
+@pytest.mark.skipif(RUNTIME != "ray", reason="about the Ray runtime (COVE_TEST_RUNTIME=ray)")
+def test_on_ray_an_image_is_the_actors_environment_not_a_build_on_the_server(
+    tmp_path: Path,
+) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        r = client.post("/applications", files=files("env_image.py"))
+        assert r.status_code == 201, r.text
+        out = client.post("/applications/env_imaged", params={"wait": 120})
+        assert out.status_code == 200, out.text
+        assert out.json() == {"greeting": "hello from the image", "prefix": sys.prefix}
+        # Nothing was built on the server: Ray makes the actor's environment.
+        assert client.get("/images").json()["images"] == []
+        assert not (tmp_path / "images").exists() or not any((tmp_path / "images").iterdir())

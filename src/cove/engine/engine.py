@@ -425,7 +425,8 @@ class Engine(CallRouter):
             except ValueError as exc:
                 raise DeployError(str(exc)) from None
         self._check_secrets(manifest, namespace)
-        await self.build_images(manifest)
+        if self.runtime.builds_images:
+            await self.build_images(manifest)
 
     async def build_images(self, manifest: dict[str, Any]) -> list[dict[str, Any]]:
         """Build every image the manifest's functions use (once per content hash)."""

@@ -240,6 +240,8 @@ class Pool:
         image = self.function.get("image")
         if image is None or self.images is None or self._image_built:
             return True
+        if not self.runtime.builds_images:
+            return True  # the runtime makes the image's environment itself
         if self.images.get(image) is not None:
             self._image_built = True
             return True
@@ -296,8 +298,10 @@ class Pool:
                 self.hooks.on_start_failed(self, _start_failure(self.name, exc.message))
                 return False
         image = self.function.get("image")
-        built = self.images.get(image) if image and self.images is not None else None
-        if image and built is None:
+        built = None
+        if image and self.images is not None and self.runtime.builds_images:
+            built = self.images.get(image)
+        if image and built is None and self.runtime.builds_images:
             self._release_gpus(container_id)
             self.hooks.on_start_failed(self, _start_failure(self.name, "its image is not built"))
             return False

@@ -84,6 +84,9 @@ class ContainerRuntime(ABC):
     #: (a Ray actor's ``num_cpus`` and ``memory``), rather than its CPUs only while it runs
     #: calls (a local process; see cove.engine.capacity).
     reserved_for_life: bool = False
+    #: Whether containers run in images built on the server (virtual environments in its
+    #: data folder), rather than in environments the runtime makes itself (Ray's pip).
+    builds_images: bool = True
 
     @abstractmethod
     async def start(self, spec: ContainerSpec) -> Container:

@@ -169,6 +169,7 @@ class RayRuntime(ContainerRuntime):
     """Containers as Ray actors on the cluster at ``address``."""
 
     reserved_for_life = True  # an actor holds its num_cpus and memory until it stops
+    builds_images = False  # an image is the actor's runtime_env, made by Ray on its node
 
     def __init__(
         self,
