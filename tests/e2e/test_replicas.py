@@ -39,6 +39,22 @@ def _job(log: Path, steps: int, block_at: int = -1) -> dict[str, Any]:
     return {"log": str(log), "steps": steps, "block_at": block_at}
 
 
+def _start_blocked_job(
+    server: ServerProcess, root: Path, steps: int, block_at: int
+) -> tuple[str, Path]:
+    """Deploy durable.py on ``server`` and start a job that blocks at step ``block_at`` (until
+    ``<root>/work/go`` exists); returns its request id and its side-effect log."""
+    server.deploy(APPS / "durable.py")
+    work = root / "work"
+    work.mkdir()
+    log = work / "effects.log"
+    with server.client() as c:
+        rid = c.post("/applications/durable_job", json=_job(log, steps, block_at)).json()
+    step = f"start step{block_at}"
+    wait_until(lambda: step in [t for _, _, t in _lines(log)], what=f"step{block_at} to start")
+    return str(rid["request_id"]), log
+
+
 def _replica(
     factory: type[ServerProcess], root: Path, name: str, database: str, lease: str = "10"
 ) -> ServerProcess:
@@ -106,13 +122,7 @@ def test_any_replica_answers_for_a_request_another_runs(
     tmp_path: Path, server_factory: type[ServerProcess], postgres_url: str
 ) -> None:
     a = _replica(server_factory, tmp_path, "a", postgres_url)
-    a.deploy(APPS / "durable.py")
-    work = tmp_path / "work"
-    work.mkdir()
-    log = work / "effects.log"
-    with a.client() as c:
-        rid = c.post("/applications/durable_job", json=_job(log, 3, 1)).json()["request_id"]
-    wait_until(lambda: "start step1" in [t for _, _, t in _lines(log)], what="step1 to start")
+    rid, log = _start_blocked_job(a, tmp_path, 3, 1)
 
     # A replica starting now must not take over a request a live replica runs.
     b = _replica(server_factory, tmp_path, "b", postgres_url)
@@ -130,7 +140,7 @@ def test_any_replica_answers_for_a_request_another_runs(
     waiter.start()
     follower.start()
     wait_until(lambda: bool(events), what="the first event on B")
-    (work / "go").write_text("go")
+    log.with_name("go").write_text("go")
     waiter.join(90)
     follower.join(90)
     assert answers and answers[0].status_code == 200, answers
@@ -194,13 +204,7 @@ def test_a_killed_replica_s_request_is_taken_over_without_rerunning_finished_cal
 ) -> None:
     a = _replica(server_factory, tmp_path, "a", postgres_url, LEASE)
     b = _replica(server_factory, tmp_path, "b", postgres_url, LEASE)
-    a.deploy(APPS / "durable.py")
-    work = tmp_path / "work"
-    work.mkdir()
-    log = work / "effects.log"
-    with a.client() as c:
-        rid = c.post("/applications/durable_job", json=_job(log, 6, 3)).json()["request_id"]
-    wait_until(lambda: "start step3" in [t for _, _, t in _lines(log)], what="step3 to start")
+    rid, log = _start_blocked_job(a, tmp_path, 6, 3)
     a_id, b_id = (default_replica_id(str((tmp_path / n).resolve())) for n in ("a", "b"))
     for server in (a, b):  # each lists both; A runs the request
         replicas = {r["id"]: r for r in _replica_status(server)["replicas"]}
@@ -214,7 +218,7 @@ def test_a_killed_replica_s_request_is_taken_over_without_rerunning_finished_cal
     for record in (tmp_path / "a" / "containers").iterdir():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.killpg(int(record.name), signal.SIGKILL)
-    (work / "go").write_text("go")
+    log.with_name("go").write_text("go")
 
     answer = _output(b, rid)
     assert answer.status_code == 200, answer.text
@@ -252,16 +256,10 @@ def test_a_replica_stopped_gracefully_hands_its_requests_over_at_once(
     }
     a = server_factory(tmp_path / "a", env=env).start()
     b = server_factory(tmp_path / "b", env=env).start()
-    a.deploy(APPS / "durable.py")
-    work = tmp_path / "work"
-    work.mkdir()
-    log = work / "effects.log"
-    with a.client() as c:
-        rid = c.post("/applications/durable_job", json=_job(log, 3, 1)).json()["request_id"]
-    wait_until(lambda: "start step1" in [t for _, _, t in _lines(log)], what="step1 to start")
+    rid, log = _start_blocked_job(a, tmp_path, 3, 1)
     a.stop()  # SIGINT: A stops its containers and releases its leases
     assert a.process is not None and a.process.returncode is not None
-    (work / "go").write_text("go")
+    log.with_name("go").write_text("go")
     answer = _output(b, rid, wait=30)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"total": 30, "squares": [0, 1, 4], "stamp": "kept"}
