@@ -41,6 +41,7 @@ from sqlalchemy import Connection, select
 
 from cove.engine.keys import DEFAULT_NAMESPACE
 from cove.errors import InternalError, InvalidInputError
+from cove.store.journal import upsertable_insert
 from cove.store.schema import secrets as secrets_table
 
 if TYPE_CHECKING:
@@ -476,7 +477,7 @@ def _lock_key_row(conn: Connection, pinned: bytes, now: float) -> dict[str, byte
     ``BEGIN IMMEDIATE`` already serializes every write."""
     t = secrets_table
     conn.execute(
-        _insert(conn)
+        upsertable_insert(conn, t)
         .values(namespace=KEY_ROW, token=pinned, updated_at=now)
         .on_conflict_do_nothing()
     )
@@ -494,16 +495,8 @@ def _put(
     values: dict[str, Any] = {"token": token, "updated_at": now}
     if adopted is not None:
         values["adopted"] = adopted
-    done = conn.execute(t.update().where(t.c.namespace == namespace).values(**values))
-    if done.rowcount == 0:
-        conn.execute(t.insert().values(namespace=namespace, **values))
-
-
-def _insert(conn: Connection) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_nothing`` on both."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(secrets_table)
+    stmt = upsertable_insert(conn, t).values(namespace=namespace, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["namespace"], set_=values))
 
 
 def _fsync_dir(path: Path) -> None:

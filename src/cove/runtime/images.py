@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from cove.errors import DeployError
+from cove.store.journal import upsertable_insert
 from cove.store.schema import images as images_table
 
 if TYPE_CHECKING:
@@ -126,11 +127,8 @@ class ImageBuilder:
         }
 
         def write(conn: Connection) -> None:
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             # An upsert: replicas may finish building the same image at the same moment.
-            stmt = dialect.insert(images_table).values(**row)
+            stmt = upsertable_insert(conn, images_table).values(**row)
             conn.execute(stmt.on_conflict_do_update(index_elements=["hash"], set_=row))
 
         try:

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, or_, select, update
 
 from cove.store.schema import (
     app_versions,
@@ -80,6 +80,14 @@ _ROOT_CALL = select(function_calls).where(
 _INSERT_REQUEST = requests.insert()
 _INSERT_CALL = function_calls.insert()
 _insert_ignoring: dict[str, Any] = {}
+
+
+def upsertable_insert(conn: Connection, table: Table) -> Any:
+    """``table``'s INSERT in the connection's dialect, which has ``on_conflict_do_nothing``
+    and ``on_conflict_do_update`` on both PostgreSQL and SQLite."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 def _insert_call_ignoring_duplicates(conn: Connection) -> Any:
