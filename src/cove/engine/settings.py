@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,10 +22,16 @@ def _machine_memory_gb() -> float:
         return 1.0
 
 
+def absolute_path(path: Path) -> Path:
+    """``path`` made absolute against the working directory (``~`` expanded), without
+    resolving links: the same place a user meant when they typed it where they stand."""
+    return Path(os.path.abspath(path.expanduser()))
+
+
 class Settings(BaseSettings):
     """How a Cove server runs. Every field can be set as ``COVE_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="COVE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="COVE_", extra="ignore", validate_assignment=True)
 
     host: str = "127.0.0.1"
     port: int = 8900
@@ -133,7 +140,42 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="longest wait for the next piece of a request body"
     )
 
+    # -- paths: made absolute once, here, where every setting enters --------------------------
+    # Containers and templates run with their code folder as working directory, so a path left
+    # relative to the directory the server was started in would point elsewhere inside them.
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return absolute_path(value)
+
+    @field_validator("blob_url", mode="after")
+    @classmethod
+    def _absolute_blob_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        if parsed.scheme == "":
+            return absolute_path(Path(value)).as_uri()
+        if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+            # file:relative/dir parses with no netloc; file://dir/x names host "dir": read
+            # both as a path relative to the working directory.
+            return absolute_path(Path(parsed.netloc + unquote(parsed.path))).as_uri()
+        if parsed.scheme == "file":
+            return absolute_path(Path(unquote(parsed.path))).as_uri()
+        return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _absolute_sqlite_path(cls, value: str | None) -> str | None:
+        if value is None or not value.startswith("sqlite:///"):
+            return value
+        path = value.removeprefix("sqlite:///")
+        if path in ("", ":memory:") or path.startswith("/"):
+            return value
+        return f"sqlite:///{absolute_path(Path(path))}"
+
     def database(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'cove.db').resolve()}"
+        return f"sqlite:///{self.data_dir / 'cove.db'}"
