@@ -92,3 +92,10 @@ def blocker(seconds: float) -> float:
 @function()
 def slow(seconds: float) -> float:
     return blocker(seconds)
+
+
+@application()
+@function()
+def forgets_to_return(text: str) -> str:
+    """Hinted to return a str, returns None: a failure, never an output of null."""
+    text.upper()

@@ -67,3 +67,20 @@ def test_failures_agree(server: ServerProcess) -> None:
 def test_remote_by_name(server: ServerProcess, tmp_path: Path) -> None:
     request = run_remote_application("shout", text="by name", server=server.url)
     assert request.output(timeout=60) == "BY NAME"
+
+
+def test_an_output_that_does_not_match_its_return_hint_fails_the_request(
+    server: ServerProcess,
+) -> None:
+    failures = []
+    with pytest.raises(RequestFailed) as local:
+        run_local_application(core.forgets_to_return, "x").output()
+    failures.append(local.value)
+    with pytest.raises(RequestFailed) as remote:
+        run_remote_application(core.forgets_to_return, "x", server=server.url).output(timeout=60)
+    failures.append(remote.value)
+    for failure in failures:
+        assert failure.details["reason"] == "function_error"
+        assert failure.details["error_type"] == "SerializationError"
+        assert "forgets_to_return" in failure.message
+        assert "return type hint str" in failure.message

@@ -145,6 +145,13 @@ def encode_output(signature: Signature, value: Any) -> tuple[bytes, str]:
             f"application {signature.function_name} is hinted to return File but returned "
             f"{type(value).__name__}"
         )
+    if value is None and not _accepts_none(signature.return_adapter):
+        # pydantic serializes None as null under any hint without a warning: check it here,
+        # in the container, so the request fails instead of succeeding with a wrong output.
+        raise SerializationError(
+            f"application {signature.function_name} returned None, which does not match its "
+            f"return type hint {_hint_name(signature.return_hint)}"
+        )
     try:
         return signature.return_adapter.dump_json(value, warnings="error"), "application/json"
     except Exception as exc:
@@ -152,6 +159,14 @@ def encode_output(signature: Signature, value: Any) -> tuple[bytes, str]:
             f"application {signature.function_name}: the return value does not match its "
             f"type hint {_hint_name(signature.return_hint)} or is not JSON-serializable: {exc}"
         ) from None
+
+
+def _accepts_none(adapter: pydantic.TypeAdapter[Any]) -> bool:
+    try:
+        adapter.validate_python(None)
+    except pydantic.ValidationError:
+        return False
+    return True
 
 
 def encode_output_ref(signature: Signature, value: Any) -> tuple[bytes | BlobRef, str]:

@@ -12,7 +12,14 @@ import uuid
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
-from cove.errors import CoveError, FunctionError, RequestError, RequestFailed, SDKUsageError
+from cove.errors import (
+    CoveError,
+    FunctionError,
+    RequestError,
+    RequestFailed,
+    SDKUsageError,
+    SerializationError,
+)
 from cove.sdk.codec import application_signature, decode_arguments, dumps, encode_output, loads
 from cove.sdk.context import CallScope, CallSpec
 from cove.sdk.decorators import registered_functions
@@ -171,7 +178,10 @@ def run_local_application(app: Function | str, *args: Any, **kwargs: Any) -> Req
         value = backend.run_call("0", fn, (), call_kwargs)
         if backend.request_error is not None:  # raised below, swallowed by a parent
             raise backend.request_error
-        body, content_type = encode_output(sig, value)
+        try:
+            body, content_type = encode_output(sig, value)
+        except SerializationError as exc:  # the application's own failure, as on a server
+            raise _function_error(classify(fn.name, exc)) from None
         if sig.returns_file or content_type != "application/json":
             return LocalRequest(request_id, File(body, content_type), None)
         return LocalRequest(request_id, sig.return_adapter.validate_json(body), None)

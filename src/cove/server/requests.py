@@ -171,6 +171,7 @@ async def _output(request: Request, app: str, request_id: str, pending_status: i
             request_id=request_id,
             reason=error.get("reason") or "request_failed",
             function_name=error.get("function_name"),
+            error_type=error.get("error_type"),
         )
         response = error_response(err)
         response.headers.update(headers)
