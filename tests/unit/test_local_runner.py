@@ -133,8 +133,11 @@ def test_request_id_is_the_requests() -> None:
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_output_not_matching_return_hint_fails_the_request() -> None:
+    # As on a server: the application's own failure (function_error), a SerializationError.
     err = failure(basic.wrong_return)
-    assert err.code is cove.ErrorCode.SERIALIZATION
+    assert err.details["reason"] == "function_error"
+    assert err.details["error_type"] == "SerializationError"
+    assert "wrong_return" in err.message
 
 
 # -- calls, map, reduce, futures -----------------------------------------------------------------
