@@ -12,6 +12,7 @@ WITH_MODULE = (
         "pathlib.Path(sysconfig.get_paths()['purelib'], 'imgmod.py').write_text('VALUE = 42')\""
     )
     .env("GREETING", "hello from the image")
+    .workdir("app")  # relative: inside the image's file tree, like /app
 )
 
 
@@ -19,7 +20,12 @@ WITH_MODULE = (
 def in_image() -> dict[str, object]:
     import imgmod  # only installed in the image
 
-    return {"value": imgmod.VALUE, "greeting": os.environ.get("GREETING"), "prefix": sys.prefix}
+    return {
+        "value": imgmod.VALUE,
+        "greeting": os.environ.get("GREETING"),
+        "prefix": sys.prefix,
+        "cwd": os.getcwd(),
+    }
 
 
 @function()

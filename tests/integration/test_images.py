@@ -36,6 +36,8 @@ def test_functions_run_in_their_own_image(tmp_path: Path) -> None:
         assert out["in"]["value"] == 42
         assert out["in"]["greeting"] == "hello from the image"
         assert out["in"]["prefix"] == image["path"] and out["in"]["prefix"] != sys.prefix
+        # The workdir is a folder of the image's own files, wherever the server started.
+        assert out["in"]["cwd"] == str(Path(image["path"]) / "files" / "app")
         assert out["outside"] == {"has_module": False, "greeting": None}
         # The same image content is built once: a second build finds it.
         again = client.post("/images", files=files("imaged.py")).json()["images"]

@@ -53,6 +53,13 @@ class BuiltImage:
     workdir: Path | None
 
 
+def image_path(folder: Path, path: str) -> Path:
+    """Where ``path`` of an image's ``copy`` or ``workdir`` step lies: inside the image's own
+    file tree (``files/``), whether written absolute or relative, never relative to the
+    directory the server happened to start in."""
+    return folder / "files" / path.lstrip("/")
+
+
 def image_hash(image: dict[str, Any]) -> str:
     import hashlib
 
@@ -80,7 +87,7 @@ class ImageBuilder:
         meta = json.loads(marker.read_text())
         workdir = meta.get("workdir")
         return BuiltImage(folder, folder / "bin" / "python", meta["env"],
-                          Path(workdir) if workdir else None)  # fmt: skip
+                          image_path(folder, workdir) if workdir else None)  # fmt: skip
 
     def build(self, image: dict[str, Any], code_dir: Path | None = None) -> BuiltImage:
         """Build ``image`` (once: concurrent and later builds find it); raises DeployError
@@ -190,6 +197,7 @@ class ImageBuilder:
                     _copy(args[0], args[1], code_dir, files, log)
                 elif op == "workdir":
                     workdir = args[0]
+                    image_path(folder, workdir).mkdir(parents=True, exist_ok=True)
             meta = {"name": image.get("name"), "env": env, "workdir": workdir}
             (folder / "image.json").write_text(json.dumps(meta))
         if log_path.exists():
@@ -213,7 +221,7 @@ def _run(cmd: list[str], log: Any, cwd: Path | None, env: dict[str, str]) -> Non
 
 def _copy(src: str, dst: str, code_dir: Path | None, files: Path, log: Any) -> None:
     source = Path(src) if Path(src).is_absolute() or code_dir is None else code_dir / src
-    target = files / dst.lstrip("/")
+    target = image_path(files.parent, dst)
     log.write(f"copy {source} -> {target}\n")
     if not source.exists():
         raise DeployError(f"image copy step: {src} does not exist")
