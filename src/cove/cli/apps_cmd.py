@@ -22,6 +22,7 @@ from cove.cli.output import (
     warn,
 )
 from cove.errors import CoveError
+from cove.paths import absolute_path
 from cove.sdk.client import Client
 
 # ``@application(...)`` or ``@cove.application(...)`` at the start of a line.
@@ -86,6 +87,7 @@ def deploy(
     server: Annotated[str | None, typer.Option("--server", "-s", help=SERVER_HELP)] = None,
 ) -> None:
     """Deploy a Python file: each application in it gets a new version."""
+    path = absolute_path(path)  # as typed, from the directory the command runs in
     with client(server, timeout=180.0) as c:
         if path.is_dir():
             if deploy_paths(c, [path]):

@@ -15,6 +15,7 @@ from rich.text import Text
 from cove.cli.apps_cmd import deploy_paths, files_to_deploy
 from cove.cli.output import console, describe_error, fail, warn
 from cove.errors import CoveError
+from cove.paths import absolute_path
 from cove.sdk.client import Client
 
 if TYPE_CHECKING:
@@ -155,6 +156,8 @@ def run_server(
     for path in deploy:
         if not path.exists():
             fail(f"{path}: no such file or directory")
+    # Absolute once, here: the deploy thread and the watcher must not depend on the cwd.
+    deploy = [absolute_path(path) for path in deploy]
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

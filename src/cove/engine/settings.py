@@ -9,6 +9,8 @@ from urllib.parse import unquote, urlparse
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cove.paths import absolute_path
+
 
 def _default_max_containers() -> int:
     return max(2, 2 * (os.cpu_count() or 1))
@@ -20,12 +22,6 @@ def _machine_memory_gb() -> float:
         return pages * size / 1024**3
     except (ValueError, OSError):
         return 1.0
-
-
-def absolute_path(path: Path) -> Path:
-    """``path`` made absolute against the working directory (``~`` expanded), without
-    resolving links: the same place a user meant when they typed it where they stand."""
-    return Path(os.path.abspath(path.expanduser()))
 
 
 class Settings(BaseSettings):
@@ -140,9 +136,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="longest wait for the next piece of a request body"
     )
 
-    # -- paths: made absolute once, here, where every setting enters --------------------------
-    # Containers and templates run with their code folder as working directory, so a path left
-    # relative to the directory the server was started in would point elsewhere inside them.
+    # -- paths: made absolute once, here, where every setting enters (cove/paths.py) ---------
 
     @field_validator("data_dir", mode="after")
     @classmethod
