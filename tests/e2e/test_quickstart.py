@@ -1,5 +1,11 @@
-"""The README's quick start: ``cove server --deploy examples/``, then every curl line that
-the examples' docstrings show, run with the real ``curl`` against the real server."""
+"""The README's quick start, run as a new user runs it: a fresh clone of this repository, the
+README's own commands (taken from README.md between markers, so the README and this test
+cannot drift apart), relative paths and default settings, only the port moved to a free one.
+Then every example answers, through the curl lines of its docstring, the curl line the
+server printed when it deployed it, and the CLI.
+
+The clone is of the committed HEAD: uncommitted changes are not in it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import ast
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -14,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +32,15 @@ from tests.conftest import free_port
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.local_runtime_only,
     pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl"),
+    pytest.mark.skipif(shutil.which("git") is None, reason="needs git"),
 ]
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
+README = ROOT / "README.md"
+#: pip installs the clone's dependencies the first time: minutes on a cold cache.
+INSTALL_DEADLINE = 900.0
 
 
 def curl_lines() -> list[tuple[str, str, Any]]:
@@ -68,46 +81,267 @@ def _unclosed(command: str) -> bool:
     return False
 
 
+def readme_block(name: str) -> str:
+    """The code inside README.md's ``<!-- quickstart:NAME:begin -->`` … ``end`` markers."""
+    text = README.read_text()
+    match = re.search(
+        rf"<!-- quickstart:{name}:begin -->\s*```\w*\n(.*?)```\s*<!-- quickstart:{name}:end -->",
+        text,
+        re.S,
+    )
+    assert match, f"README.md has no quickstart:{name} block between markers"
+    return match.group(1)
+
+
+def readme_session() -> list[tuple[str, list[str]]]:
+    """The README's console block: (command, the output lines shown under it)."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in readme_block("try").splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        elif line.strip():
+            assert steps, f"output before any command in the README: {line!r}"
+            steps[-1][1].append(line.rstrip())
+    assert steps
+    return steps
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A new user's environment: no COVE_* setting of the test run leaks into the clone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVE_", "VIRTUAL_ENV"))}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class QuickStart:
+    folder: Path  # the fresh clone, where the README's commands run
+    url: str
+    log: Path  # what `cove server` printed
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def start_in_shell(
+    command: str, cwd: Path, log: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            ["bash", "-c", command], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def wait_for_line(
+    process: subprocess.Popen[bytes], log: Path, pattern: str, deadline: float
+) -> str:
+    """The first line of ``log`` matching ``pattern``; fails if the process ends first."""
+    end = time.monotonic() + deadline
+    while True:
+        found = re.search(pattern, log.read_text(errors="replace"), re.M)
+        if found:
+            return found.group(0)
+        assert process.poll() is None, (
+            f"exited with {process.returncode}:\n{log.read_text()[-4000:]}"
+        )
+        assert time.monotonic() < end, f"no line {pattern!r} in time:\n{log.read_text()[-4000:]}"
+        time.sleep(0.2)  # a subprocess's output: polled, there is nothing to await
+
+
+def stop(process: subprocess.Popen[bytes], data_dir: Path) -> None:
+    """Ctrl-C, as a user stops it; then whatever container a failed test left behind."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    for record in (data_dir / "containers").glob("*"):
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+            os.killpg(int(record.name), signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("quickstart")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuickStart]:
+    folder = tmp_path_factory.mktemp("newcomer") / "cove"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder)], check=True, timeout=120)
+    port = free_port()
+    command = readme_block("server").strip()
+    assert "\n" not in command, "the quick start is one command line"
+    log = folder.parent / "server.log"
+    process = start_in_shell(f"{command} --port {port}", folder, log, clean_env())
+    try:
+        wait_for_line(process, log, r"^Ready: \d+ applications? deployed", INSTALL_DEADLINE)
+        yield QuickStart(folder, f"http://127.0.0.1:{port}", log)
+    finally:
+        stop(process, folder / ".cove")
+
+
+@pytest.fixture(scope="module")
+def server(quickstart: QuickStart) -> str:
+    return quickstart.url
+
+
+def test_the_readme_session_prints_what_the_readme_shows(quickstart: QuickStart) -> None:
+    port = quickstart.url.rsplit(":", 1)[1]
+    for command, shown in readme_session():
+        result = subprocess.run(
+            ["bash", "-c", command.replace("127.0.0.1:8900", f"127.0.0.1:{port}")],
+            cwd=quickstart.folder,
+            env=clean_env(COVE_URL=quickstart.url, COLUMNS="200"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        if shown:
+            assert result.stdout.strip().splitlines() == shown, command
+    # What the README says of the commands it shows no output for.
+    apps = subprocess.run(
+        [".venv/bin/cove", "apps"], cwd=quickstart.folder, capture_output=True, text=True,
+        env=clean_env(COVE_URL=quickstart.url, COLUMNS="200"), check=True,
+    ).stdout  # fmt: skip
+    for name in ("hello_world", "greet", "customer_profile", "shopping_cart"):
+        assert name in apps
+    requests = httpx.get(f"{quickstart.url}/applications/greet/requests").json()["requests"]
+    listed = subprocess.run(
+        [".venv/bin/cove", "requests", "greet"], cwd=quickstart.folder, capture_output=True,
+        text=True, env=clean_env(COVE_URL=quickstart.url, COLUMNS="200"), check=True,
+    ).stdout  # fmt: skip
+    assert len(requests) >= 2 and all(r["id"] in listed for r in requests)
+    assert "succeeded" in listed
+
+
+def test_the_data_folder_is_the_relative_one_the_readme_names(quickstart: QuickStart) -> None:
+    assert (quickstart.folder / ".cove" / "cove.db").is_file()
+    assert "(data: .cove)" in quickstart.output()
+
+
+def test_ready_line_counts_what_the_readme_says(quickstart: QuickStart) -> None:
+    said = re.search(r"`Ready: (\d+) applications deployed`", README.read_text())
+    assert said, "the README names how many applications the quick start deploys"
+    deployed = httpx.get(f"{quickstart.url}/applications").json()["applications"]
+    assert len(deployed) == int(said.group(1))
+    assert f"Ready: {said.group(1)} applications deployed" in quickstart.output()
+
+
+def printed_curl_lines(output: str) -> dict[str, str]:
+    """Per application, the curl line ``cove server`` printed under "Invoke:"."""
+    found: dict[str, str] = {}
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        deployed = re.match(r"Deployed (\w+) \(version", line)
+        if not deployed:
+            continue
+        start = next(k for k in range(i + 1, len(lines)) if lines[k].strip() == "Invoke:") + 1
+        command = lines[start].strip()
+        k = start
+        while command.endswith("\\"):
+            k += 1
+            command = command.removesuffix("\\") + " " + lines[k].strip()
+        found[deployed.group(1)] = command
+    return found
+
+
+def test_every_printed_curl_line_runs_as_printed(quickstart: QuickStart, tmp_path: Path) -> None:
+    printed = printed_curl_lines(quickstart.output())
+    deployed = httpx.get(f"{quickstart.url}/applications").json()["applications"]
+    assert set(printed) == {a["name"] for a in deployed}
+    for app, command in printed.items():
+        assert command.startswith("curl ") and f"{quickstart.url}/applications/{app}" in command
+        args = shlex.split(command, comments=True)
+        args = [args[0], "-sS", "--fail-with-body", *args[1:]]
+        result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, (app, command, result.stdout, result.stderr)
+        json.loads(result.stdout)  # the output itself (?wait=), not an error
+
+
+def test_cove_deploy_of_a_relative_path_from_a_subfolder(quickstart: QuickStart) -> None:
+    work = quickstart.folder / "mine"
+    (work / "apps").mkdir(parents=True)
+    (work / "apps" / "shouter.py").write_text(SHOUTER.format(suffix="!"))
+    result = subprocess.run(
+        ["../.venv/bin/cove", "deploy", "./apps/shouter.py"], cwd=work, capture_output=True,
+        text=True, env=clean_env(COVE_URL=quickstart.url), timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = httpx.post(f"{quickstart.url}/applications/shout?wait=60", json="quiet", timeout=90)
+    assert out.status_code == 200 and out.json() == "QUIET!", out.text
+
+
+SHOUTER = """
+from cove import application, function
+
+
+@function()
+def louder(text: str) -> str:
+    return text.upper() + "{suffix}"
+
+
+@application()
+@function()
+def shout(text: str) -> str:
+    return louder(text)
+"""
+
+
+def test_cove_dev_with_relative_paths_serves_and_redeploys(quickstart: QuickStart) -> None:
+    work = quickstart.folder / "dev"
+    (work / "apps").mkdir(parents=True)
+    source = work / "apps" / "shouter.py"
+    source.write_text(SHOUTER.format(suffix="!"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "cove.cli.main",
-        "server",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data),
-        "--deploy",
-        "examples/",
-    ]
-    log = open(data / "server.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    wanted = {cmd.split("/applications/")[1].split("?")[0] for _, cmd, _ in curl_lines()}
+    log = work.parent / "dev.log"
+    process = start_in_shell(
+        f"../.venv/bin/cove dev apps/shouter.py --port {port}", work, log, clean_env()
+    )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (data / "server.log").read_text()[-3000:]
-            try:
-                apps = httpx.get(url + "/applications", timeout=2).json()["applications"]
-                if wanted <= {a["name"] for a in apps}:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "examples were not all deployed"
-            time.sleep(0.1)  # deploys happen in the server's own time: poll the API
-        yield url
+        wait_for_line(process, log, r"^Ready: 1 application deployed", 120)
+        first = httpx.post(f"{url}/applications/shout?wait=60", json="a", timeout=90)
+        assert first.json() == "A!", first.text
+        assert (work / ".cove" / "cove.db").is_file()  # relative to where `cove dev` ran
+        source.write_text(SHOUTER.format(suffix="?"))
+        wait_for_line(process, log, r"^Deployed shout \(version 2\)", 60)
+        second = httpx.post(f"{url}/applications/shout?wait=60", json="b", timeout=90)
+        assert second.json() == "B?", second.text
     finally:
-        process.kill()
-        process.wait()
-        log.close()
-        for record in (data / "containers").glob("*"):
-            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-                os.killpg(int(record.name), signal.SIGKILL)
+        stop(process, work / ".cove")
+
+
+def test_relative_data_dir_blob_url_and_deploy_folder_from_a_subfolder(
+    quickstart: QuickStart,
+) -> None:
+    """``COVE_DATA_DIR`` and ``COVE_BLOB_URL=file:…`` relative, ``--deploy ../examples/``."""
+    work = quickstart.folder / "elsewhere"
+    work.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = work.parent / "elsewhere.log"
+    env = clean_env(COVE_DATA_DIR="state", COVE_BLOB_URL="file:shared-blobs")
+    process = start_in_shell(
+        f"../.venv/bin/cove server --port {port} --deploy ../examples/", work, log, env
+    )
+    try:
+        wait_for_line(process, log, r"^Ready: \d+ applications deployed", 120)
+        # A payload over the inline limit and a File both go through the blob store, from
+        # the server and from inside the containers.
+        words = ["durable"] * 5000
+        out = httpx.post(f"{url}/applications/word_lengths?wait=60", json=words, timeout=90)
+        assert out.status_code == 200 and out.json()[:2] == [7, 7], out.text[:500]
+        upload = httpx.post(
+            f"{url}/applications/uppercase?wait=60",
+            files={"file": ("notes.txt", b"cove keeps notes", "text/plain")},
+            timeout=90,
+        )
+        assert upload.status_code == 200 and upload.content == b"COVE KEEPS NOTES", upload.text
+        assert (work / "state" / "cove.db").is_file()
+        assert any((work / "shared-blobs").rglob("*"))
+        assert not (work / "state" / "blobs").exists()
+    finally:
+        stop(process, work / "state")
 
 
 @pytest.mark.parametrize(

@@ -225,26 +225,44 @@ def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+#: What a printed curl line uploads for a ``File`` parameter: it works as printed, and the
+#: comment under it shows how to send a file from disk instead.
+SAMPLE_FILE_TEXT = "Cove keeps notes."
+
+
+def sample_argument(parameter: dict[str, Any]) -> Any:
+    """A valid JSON value for one parameter: its default, else its schema's example, else a
+    value of the right type."""
+    if "default" in parameter:
+        return parameter["default"]
+    return example_value(parameter.get("schema", {}))
+
+
 def curl_example(url: str, parameters: list[dict[str, Any]]) -> str:
-    """A curl command that invokes an application, built from its parameters."""
+    """A curl command that invokes an application and waits for its output, built from its
+    parameters so that it runs as printed."""
+    target = shlex.quote(f"{url}?wait=30")
     if not parameters:
-        return f"curl -X POST {shlex.quote(url)}"
+        return f"curl -X POST {target}"
     if len(parameters) == 1 and not parameters[0].get("is_file"):
-        body = _compact(example_value(parameters[0].get("schema", {})))
-        return (
-            f"curl -X POST {shlex.quote(url)} -H 'Content-Type: application/json' "
-            f"-d {shlex.quote(body)}"
-        )
-    lines = [f"curl -X POST {shlex.quote(url)}"]
+        body = _compact(sample_argument(parameters[0]))
+        return f"curl -X POST {target} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    lines = [f"curl -X POST {target}"]
+    files = []
     required = [p for p in parameters if p.get("required", True)]
     for p in required or parameters:  # optional ones are left out when others are needed
         name = str(p["name"])
         if p.get("is_file"):
-            lines.append(f"-F {shlex.quote(f'{name}=@path/to/{name}')}")
+            lines.append(f"-F {shlex.quote(f'{name}={SAMPLE_FILE_TEXT};type=text/plain')}")
+            files.append(name)
         else:
-            value = _compact(example_value(p.get("schema", {})))
+            value = _compact(sample_argument(p))
             lines.append(f"-F {shlex.quote(f'{name}={value}')}")
-    return " \\\n    ".join(lines)
+    command = " \\\n    ".join(lines)
+    if files:
+        uploads = " ".join(f"-F {shlex.quote(f'{n}=@path/to/{n}')}" for n in files)
+        command += f"\n# a file from disk instead: {uploads}"
+    return command
 
 
 def _signature(parameters: list[dict[str, Any]]) -> str:

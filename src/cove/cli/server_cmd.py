@@ -61,6 +61,10 @@ def _deploy_when_up(url: str, paths: list[Path], watch: bool, stop: threading.Ev
             return
         with Client(url, timeout=180.0) as c:
             deploy_paths(c, paths)
+            count = len(c.applications())
+            console.print(
+                Text(f"Ready: {count} application{'s' if count != 1 else ''} deployed", "bold")
+            )
             if watch:
                 _watch(c, paths, stop)
     except Exception as err:  # a background thread must never die with a traceback
@@ -204,7 +208,8 @@ def server(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8900,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Where the store lives.")
+        Path,
+        typer.Option("--data-dir", envvar="COVE_DATA_DIR", help="Where the store lives."),
     ] = DEFAULT_DATA_DIR,
     deploy: Annotated[
         list[Path] | None,
@@ -266,7 +271,8 @@ def dev(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8900,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Where the store lives.")
+        Path,
+        typer.Option("--data-dir", envvar="COVE_DATA_DIR", help="Where the store lives."),
     ] = DEFAULT_DATA_DIR,
     watch: Annotated[
         bool, typer.Option("--watch/--no-watch", help="Redeploy when the file changes.")
