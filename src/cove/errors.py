@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_REQUESTS = "too_many_requests"
     REQUEST_TIMEOUT = "request_timeout"
     HEADERS_TOO_LARGE = "headers_too_large"
+    BLOB_MISSING = "blob_missing"
     INTERNAL = "internal_error"
 
 
@@ -155,6 +156,25 @@ class ForbiddenError(CoveError):
     code = ErrorCode.FORBIDDEN
 
 
+class BlobMissingError(CoveError, KeyError):
+    """A blob the journal refers to (code, a payload, a file) is not in the blob store:
+    deleted, or written to another store (replicas each with a local blob folder). Names the
+    blob (``key``) and the store (``store``, its URL). Also a KeyError, which is what a blob
+    store's readers raised for a missing blob before."""
+
+    code = ErrorCode.BLOB_MISSING
+
+    def __str__(self) -> str:  # the message, not KeyError's quoted repr of it
+        return self.message
+
+
+def blob_missing(key: str, store: str) -> BlobMissingError:
+    """The one error for a blob that ``store`` (a blob store URL) does not hold."""
+    return BlobMissingError(
+        f"blob {key} is missing from the blob store {store}", key=key, store=store
+    )
+
+
 class InternalError(CoveError):
     """A bug or an unexpected failure inside Cove itself."""
 
@@ -209,6 +229,7 @@ _BY_CODE: dict[str, type[CoveError]] = {
     ErrorCode.INTERNAL.value: InternalError,
     ErrorCode.UNAUTHENTICATED.value: AuthenticationError,
     ErrorCode.FORBIDDEN.value: ForbiddenError,
+    ErrorCode.BLOB_MISSING.value: BlobMissingError,
 }
 
 

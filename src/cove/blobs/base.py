@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from cove.errors import PayloadTooLargeError
+from cove.errors import BlobMissingError, PayloadTooLargeError, blob_missing
 
 CHUNK = 1024 * 1024
 _KEY = re.compile(r"[0-9a-f]{64}")
@@ -139,22 +139,24 @@ class BlobStore(ABC):
             raise
 
     # -- reading ---------------------------------------------------------------------------
+    # A missing blob raises BlobMissingError (code ``blob_missing``, naming the blob and this
+    # store's URL); it is a KeyError too, so ``except KeyError`` still catches it.
     @abstractmethod
     def open(self, key: str) -> BinaryIO:
-        """A readable binary stream of the blob; raises KeyError if there is none."""
+        """A readable binary stream of the blob; raises BlobMissingError if there is none."""
 
     @abstractmethod
     def read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes ``start`` to ``end`` (exclusive; None: to the end) in chunks."""
 
     def get(self, key: str) -> bytes:
-        """The whole blob in memory (for small payloads); raises KeyError if absent."""
+        """The whole blob in memory (for small payloads); raises BlobMissingError if absent."""
         with self.open(key) as fh:
             return fh.read()
 
     @abstractmethod
     def size(self, key: str) -> int:
-        """The blob's size in bytes; raises KeyError if there is none."""
+        """The blob's size in bytes; raises BlobMissingError if there is none."""
 
     def exists(self, key: str) -> bool:
         try:
@@ -162,6 +164,10 @@ class BlobStore(ABC):
         except KeyError:
             return False
         return True
+
+    def missing(self, key: str) -> BlobMissingError:
+        """The error for ``key`` not being in this store."""
+        return blob_missing(key, self.url)
 
     def local_path(self, key: str) -> Path | None:
         """Where the blob lies on this machine's disk, when it does (local backend)."""
@@ -188,6 +194,11 @@ class BlobStore(ABC):
     @abstractmethod
     def environment(self) -> dict[str, str]:
         """``COVE_BLOB_*`` variables from which a container opens this same store."""
+
+    @property
+    def url(self) -> str:
+        """Where this store is (``file:///...``, ``s3://bucket/prefix/``; no credentials)."""
+        return self.environment().get("COVE_BLOB_URL", "")
 
 
 def _check_limit(size: int, limit: int | None) -> None:

@@ -6,7 +6,8 @@ deleted):
 1. with ``retention_days``, removes finished requests older than that, with all their rows;
 2. finds every blob the journal refers to: key columns (code, arguments, outputs, state) and
    ``File`` references inside pickled payloads, found by their ``cove-blob:<key>`` marker
-   without unpickling anything (the server never unpickles user values);
+   without unpickling anything (the server never unpickles user values), and the store's
+   marker blob (``cove.blobs.identity``);
 3. deletes the blobs nothing refers to: at once when they belonged to what was just
    deleted, otherwise once older than ``blob_grace`` (a blob is written before the row that
    refers to it commits, so a young one may be in use);
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, select
 
 from cove.blobs.base import BlobStore
+from cove.blobs.identity import marker_keys
 from cove.store import schema
 
 if TYPE_CHECKING:
@@ -79,6 +81,7 @@ def _mark(conn: Connection, request_ids: Iterable[str] | None = None) -> _Marks:
     else:
         for (code,) in conn.execute(select(schema.app_versions.c.code_blob)):
             marks.keys.add(code)
+        marks.keys |= marker_keys(conn)  # the store's identity (cove.blobs.identity)
     for args_inline, args_blob, out_inline, out_blob, content_type in conn.execute(call_q):
         marks.keys |= scan(args_inline) | scan(out_inline)
         if args_blob:  # arguments are always pickles

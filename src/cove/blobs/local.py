@@ -73,7 +73,7 @@ class LocalBlobStore(BlobStore):
         try:
             return open(self.path(key), "rb")
         except FileNotFoundError:
-            raise KeyError(key) from None
+            raise self.missing(key) from None
 
     def read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         fh = self.open(key)
@@ -83,7 +83,7 @@ class LocalBlobStore(BlobStore):
         try:
             return self.path(key).stat().st_size
         except FileNotFoundError:
-            raise KeyError(key) from None
+            raise self.missing(key) from None
 
     def local_path(self, key: str) -> Path | None:
         return self.path(key)

@@ -170,7 +170,7 @@ class S3BlobStore(BlobStore):
             return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key), **extra)
         except Exception as exc:
             if _missing(exc):
-                raise KeyError(key) from None
+                raise self.missing(key) from None
             raise
 
     def open(self, key: str) -> BinaryIO:
@@ -179,7 +179,7 @@ class S3BlobStore(BlobStore):
 
     def read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         if end is not None and end <= start:
-            self.size(key)  # still a KeyError for a missing blob
+            self.size(key)  # still a BlobMissingError for a missing blob
             return iter(())
         last = "" if end is None else str(end - 1)
         body = self._get(key, f"bytes={start}-{last}" if (start or end is not None) else None)
@@ -190,7 +190,7 @@ class S3BlobStore(BlobStore):
             head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
         except Exception as exc:
             if _missing(exc):
-                raise KeyError(key) from None
+                raise self.missing(key) from None
             raise
         return int(head["ContentLength"])
 

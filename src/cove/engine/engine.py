@@ -22,10 +22,16 @@ from cove.engine.capacity import Capacity
 from cove.engine.constraints import unsatisfiable
 from cove.engine.deployments import Deployments, Version
 from cove.engine.events import EventLog
-from cove.engine.failures import internal
+from cove.engine.failures import failure, internal
 from cove.engine.ids import new_request_id
 from cove.engine.keys import DEFAULT_NAMESPACE, namespace_of
-from cove.engine.leases import LeaseLost, Leases, SharedDeployments
+from cove.engine.leases import (
+    LeaseLost,
+    Leases,
+    SharedDeployments,
+    claim_blob_store,
+    replica_id_of,
+)
 from cove.engine.model import Call, Outcome, RequestRun
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool
@@ -33,6 +39,7 @@ from cove.engine.router import CallRouter, call_row
 from cove.engine.secrets import StoredSecrets
 from cove.engine.settings import Settings
 from cove.errors import (
+    BlobMissingError,
     ConflictError,
     DeployError,
     UnavailableError,
@@ -72,6 +79,12 @@ class Engine(CallRouter):
             self.store.close()
             raise
         self.blobs = blob_store_of(settings, fsync=sync in ("FULL", "EXTRA"))
+        try:  # replicas over one database must share one blob store (refused otherwise)
+            replica = replica_id_of(settings, data_dir)
+            claim_blob_store(self.store, self.blobs, replica, settings.lease_seconds)
+        except BaseException:
+            self.store.close()
+            raise
         self.container_env = self.blobs.environment()  # containers read and write blobs directly
         self.payloads = Payloads(self.blobs, settings.inline_payload_limit)
         if runtime is None and settings.runtime == "ray":
@@ -105,6 +118,10 @@ class Engine(CallRouter):
         self._recording: dict[str, asyncio.Future[Any]] = {}  # see invoke(answer_later=)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._janitor: asyncio.Task[None] | None = None
+        # Templates (the local runtime's; see _sync_templates): kept in step in the background.
+        self._templates: asyncio.Task[None] | None = None
+        self._templates_due = False  # the set of code in use changed since the last pass
+        self._templates_prepare = False  # ...and templates may have to start
         self.accepting = False
         self._stopping = asyncio.Event()  # set when a graceful shutdown begins
         self._drained = asyncio.Event()  # set when no request is left running
@@ -117,8 +134,8 @@ class Engine(CallRouter):
         self.runtime.reap_orphans()
         await self.deployments.load()
         await self._recover()
-        for version in self.deployments.apps():
-            self._keep_ready(version)
+        # The latest versions: their pools, minimum and warm containers, and templates.
+        await self.adopt_versions(self.deployments.apps())
         self._janitor = self._loop.create_task(self._reap_idle())
         self._memory_watch = self._loop.create_task(self._watch_memory())
         if self.leases.enabled:
@@ -147,6 +164,8 @@ class Engine(CallRouter):
         if self._janitor is not None:
             self._janitor.cancel()
             self._memory_watch.cancel()
+        if self._templates is not None:
+            self._templates.cancel()
         for pool in self.all_pools():
             await pool.stop()
         if self.leases.enabled:
@@ -167,6 +186,7 @@ class Engine(CallRouter):
             await asyncio.sleep(min(5.0, self.settings.container_idle_timeout))
             for pool in self.all_pools():
                 await pool.stop_idle(self.settings.container_idle_timeout)
+            self._sync_templates(prepare=False)  # retired code whose last container stopped
 
     async def _recover(self) -> None:
         if self.leases.enabled:  # only requests no live replica holds
@@ -183,19 +203,21 @@ class Engine(CallRouter):
         rid: str = row["id"]
         try:
             version = self.deployments.get(row["app"], row["version"])
+        except BlobMissingError as exc:  # its code is not in the blob store
+            why = failure("blob_missing", None, exc.message, "BlobMissingError")
         except Exception:
-            gone = internal("the request's application version is gone")
-            await self.store.write(
-                functools.partial(
-                    j.finish_request,
-                    request_id=rid,
-                    status="failed",
-                    now=time.time(),
-                    error=gone,
-                )
+            why = internal("the request's application version is gone")
+        else:
+            try:
+                await self._resume(rid, version, row["status"])
+                return
+            except BlobMissingError as exc:  # a payload of it is not in the blob store
+                why = failure("blob_missing", None, exc.message, "BlobMissingError")
+        await self.store.write(
+            functools.partial(
+                j.finish_request, request_id=rid, status="failed", now=time.time(), error=why
             )
-            return
-        await self._resume(rid, version, row["status"])
+        )
 
     async def _resume(self, rid: str, version: Version, status: str) -> None:
         """Rebuild a request from the journal and run its entry call again."""
@@ -404,17 +426,51 @@ class Engine(CallRouter):
         return versions
 
     async def adopt_versions(self, versions: list[Version]) -> None:
-        """New versions (deployed here or on another replica): their pools made ready."""
-        if not versions:
-            return
+        """New versions (deployed here or on another replica, or loaded at start): their
+        pools made ready, their templates started; older versions retired."""
         for version in versions:
             for function in version.functions:
                 self._pool(version, function)  # identical code joins the pools it has
             self._keep_ready(version)
-        latest = self.deployments.latest
+        if self._mark_retired() or versions:
+            self._sync_templates(prepare=True)
+
+    def _mark_retired(self) -> bool:
+        """Pools that serve no latest version keep no minimum, no warm containers and no
+        template. Returns whether any pool changed."""
+        latest, changed = self.deployments.latest, False
         for pool in self.all_pools():
-            # Pools that serve no latest version keep no minimum and no warm containers.
-            pool.retired = not any(latest.get(app) == number for app, number in pool.users)
+            retired = not any(latest.get(app) == number for app, number in pool.users)
+            changed = changed or retired != pool.retired
+            pool.retired = retired
+        return changed
+
+    def _sync_templates(self, prepare: bool) -> None:
+        """Bring the runtime's templates in step with the pools, in the background (a
+        deploy or a request never waits for it): stop those of code that only retired
+        pools use, once those have no container left, and (``prepare``) start those of the
+        latest versions' code, one at a time, so that even the first call of a deploy
+        starts its container by fork. A container that starts meanwhile waits for the same
+        template start, not for a second one (LocalProcessRuntime._template)."""
+        self._templates_due = True
+        self._templates_prepare = self._templates_prepare or prepare
+        if self._templates is None or self._templates.done():
+            self._templates = asyncio.get_running_loop().create_task(self._keep_templates())
+
+    async def _keep_templates(self) -> None:
+        while self._templates_due:
+            prepare = self._templates_prepare
+            self._templates_due = self._templates_prepare = False
+            pools = self.all_pools()
+            keep = [p.template_spec() for p in pools if not p.retired or p.in_use]
+            try:
+                await self.runtime.retain([spec for spec in keep if spec is not None])
+                for pool in pools if prepare else []:
+                    spec = pool.template_spec()
+                    if spec is not None and not pool.retired:  # (stopped: retired)
+                        await self.runtime.prepare(spec)
+            except Exception:
+                log.exception("keeping the templates in step with the deployments failed")
 
     async def _prepare(self, manifest: dict[str, Any], namespace: str) -> None:
         """Before a deploy is stored: the runtime must be able to run its functions, their
@@ -480,6 +536,8 @@ class Engine(CallRouter):
         for rid in [rid for rid, outcome in self.recent.items() if outcome.app == app]:
             del self.recent[rid]
         await self.deployments.delete(app)
+        self._mark_retired()
+        self._sync_templates(prepare=False)  # its code's template, unless another app uses it
         await self.leases.announce_deploy()
 
     def all_pools(self) -> list[Pool]:

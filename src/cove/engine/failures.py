@@ -2,7 +2,7 @@
 
 Every path ends in one of these reasons: ``function_error``, ``function_timeout``,
 ``request_error``, ``out_of_memory``, ``cancelled``, ``internal_error``,
-``constraint_unsatisfiable`` (plus ``container_lost``, which is retried, and
+``constraint_unsatisfiable``, ``blob_missing`` (plus ``container_lost``, which is retried, and
 ``child_failed`` inside containers, which takes the reason of the child that failed).
 """
 

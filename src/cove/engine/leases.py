@@ -16,6 +16,10 @@ running calls. On SQLite (one server) none of this runs.
 
 Each replica also keeps a row of ``replicas`` (renewed with its leases, deleted when it
 stops), so ``GET /status`` on any replica lists the live ones, idle ones included.
+
+Every replica must use one blob store: before anything else a replica starting checks that
+its store is the database's (``claim_blob_store``, with the marker of cove.blobs.identity)
+and refuses to start while live replicas use another one.
 """
 
 from __future__ import annotations
@@ -26,19 +30,27 @@ import hashlib
 import logging
 import socket
 import time
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from cove.blobs import BlobStore
+from cove.blobs import identity as blob_identity
 from cove.engine.deployments import Deployments, Version
 from cove.engine.failures import cancelled
-from cove.errors import NotFoundError
+from cove.engine.keys import public_name
+from cove.errors import BlobMissingError, InternalError, NotFoundError
+from cove.store import Store
 from cove.store import journal as j
-from cove.store.schema import applications, requests
+from cove.store.schema import applications, blob_stores, requests
 
 if TYPE_CHECKING:
     from cove.engine.engine import Engine
     from cove.engine.model import RequestRun
+    from cove.engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +113,9 @@ _REPLICAS = text(
     ORDER BY r.started_at, r.id
     """
 )
+_OTHERS_ALIVE = text(
+    f"SELECT id FROM replicas WHERE expires_at >= {_NOW} AND id <> :me ORDER BY started_at, id"
+)
 #: The most request ids ``GET /status`` lists (their count is always given).
 LISTED_REQUESTS = 100
 _LOCK = text("SELECT owner FROM request_leases WHERE request_id = :rid FOR UPDATE")
@@ -118,6 +133,88 @@ def default_replica_id(data_dir: str) -> str:
     return f"{socket.gethostname()}:{digest}"
 
 
+def replica_id_of(settings: Settings, data_dir: Path) -> str:
+    """``COVE_REPLICA_ID``, else :func:`default_replica_id`."""
+    return settings.replica_id or default_replica_id(str(data_dir.resolve()))
+
+
+SCALING = "docs/scaling.md"
+
+
+def claim_blob_store(store: Store, blobs: BlobStore, replica_id: str, ttl: float) -> None:
+    """At start, on PostgreSQL: check that ``blobs`` is the blob store of the database's
+    other replicas (it holds the marker of the store id the database records, see
+    cove.blobs.identity), and raise InternalError, saying why, when it is not while
+    other replicas are live. The first replica over a database records its store. When the
+    store is another but no other replica is live (they all stopped, or died longer than a
+    lease ago), this store becomes the database's, with a warning: blobs written to the
+    earlier store are missing here, and what needs them fails with ``blob_missing``.
+
+    In the same transaction (which holds the ``blob_stores`` row's lock) the replica joins
+    ``replicas``, so of replicas starting at once with different stores, all but the first
+    are refused. On SQLite (one server) nothing is checked."""
+    if store.writer_engine.dialect.name != "postgresql":
+        return
+    t = blob_stores
+    url = blobs.url
+
+    def claim(conn: Connection) -> tuple[str, dict[str, Any], list[str]]:
+        conn.execute(
+            pg_insert(t)
+            .values(name=blob_identity.ROW, store_id="", url="", replica="", recorded_at=0.0)
+            .on_conflict_do_nothing()
+        )
+        row = dict(
+            conn.execute(select(t).where(t.c.name == blob_identity.ROW).with_for_update())
+            .mappings()
+            .one()
+        )
+        known = str(row["store_id"])
+        if known and blobs.exists(blob_identity.marker_key(known)):
+            verdict = "same"
+        else:
+            others = [str(r[0]) for r in conn.execute(_OTHERS_ALIVE, {"me": replica_id})]
+            if known and others:
+                return "refused", row, others
+            fresh = uuid.uuid4().hex
+            blobs.put(blob_identity.marker(fresh))  # durable before the id commits
+            conn.execute(
+                update(t)
+                .where(t.c.name == blob_identity.ROW)
+                .values(store_id=fresh, url=url, replica=replica_id, recorded_at=time.time())
+            )
+            verdict = "adopted" if known else "recorded"
+        conn.execute(_STARTED, {"me": replica_id, "ttl": ttl})  # live: others starting see us
+        return verdict, row, []
+
+    verdict, row, others = store.write_sync(claim)
+    if verdict == "refused":
+        raise InternalError(
+            f"this replica's blob store {url} is not the one the other replicas on this "
+            f"database use ({row['url']}, recorded by replica {row['replica']}; live now: "
+            f"{', '.join(others)}): it lacks that store's marker blob "
+            f"{blob_identity.marker_key(str(row['store_id']))}. Replicas over one database "
+            "must share one blob store, or a request accepted by one fails on another: set "
+            "COVE_BLOB_URL to the same s3:// URL (or shared folder) on every replica; see "
+            f"{SCALING}",
+            store=url,
+            database_store=row["url"],
+            live_replicas=others,
+        )
+    if verdict == "adopted":
+        log.warning(
+            "this replica's blob store %s is not the one recorded in the database (%s, by "
+            "replica %s), and no other replica is live: it is the database's blob store from "
+            "now on. Blobs written to the other store (code, payloads, files) are missing "
+            "here, and what needs them fails with blob_missing. Give every replica the same "
+            "COVE_BLOB_URL (see %s)",
+            url,
+            row["url"],
+            row["replica"],
+            SCALING,
+        )
+
+
 class Leases:
     """The engine's side of sharing a PostgreSQL database with other replicas."""
 
@@ -126,7 +223,7 @@ class Leases:
         self.enabled = engine.store.writer_engine.dialect.name == "postgresql"
         settings = engine.settings
         self.ttl = settings.lease_seconds
-        self.replica_id = settings.replica_id or default_replica_id(str(engine.data_dir.resolve()))
+        self.replica_id = replica_id_of(settings, engine.data_dir)
         self._waiting: dict[str, set[asyncio.Event]] = {}  # request -> its waiters
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -391,13 +488,45 @@ def _latest_versions(conn: Connection) -> dict[str, int]:
 
 class SharedDeployments(Deployments):
     """Deployments that other replicas also make: an application or version not known
-    here is looked up in the database before it is called missing."""
+    here is looked up in the database before it is called missing. A version whose code
+    blob this replica's store lacks is noted, not fatal: asking for it raises
+    BlobMissingError (``blob_missing``), and the other versions carry on."""
+
+    def __init__(self, store: Store, blobs: BlobStore, data_dir: Path) -> None:
+        super().__init__(store, blobs, data_dir)
+        self.without_code: dict[tuple[str, int], dict[str, Any]] = {}  # -> its row
+
+    async def load(self) -> None:
+        rows = await self.store.read(j.all_versions)
+        for row in rows:
+            self._learn(row)
+            self.latest[row["app"]] = row["latest_version"]
+
+    def _learn(self, row: dict[str, Any]) -> Version | None:
+        """Remember a version, or note it without code when its code blob is missing."""
+        try:
+            return self._remember(row)
+        except BlobMissingError as exc:
+            log.warning("%s version %s: %s", public_name(row["app"]), row["version"], exc)
+            self.without_code[(row["app"], row["version"])] = row
+            return None
+
+    def apps(self) -> list[Version]:
+        """The latest versions (those without code left out: asking for one says why)."""
+        latest = sorted(self.latest.items())
+        return [self.versions[key] for key in latest if key in self.versions]
 
     def get(self, app: str, version: int | None = None) -> Version:
         try:
             return super().get(app, version)
         except NotFoundError:
             self.refresh()
+            number = version if version is not None else self.latest.get(app)
+            row = self.without_code.get((app, number)) if number is not None else None
+            if row is not None:
+                found = self._remember(row)  # BlobMissingError, unless it is back
+                del self.without_code[(app, found.version)]
+                return found
             return super().get(app, version)
 
     def refresh(self) -> list[Version]:
@@ -407,12 +536,16 @@ class SharedDeployments(Deployments):
         fresh: list[Version] = []
         if any(self.latest.get(app) != number for app, number in latest.items()):
             for row in self.store.read_sync(j.all_versions):
-                if (row["app"], row["version"]) not in self.versions:
-                    fresh.append(self._remember(row))
+                key = (row["app"], row["version"])
+                if key not in self.versions and key not in self.without_code:
+                    learnt = self._learn(row)
+                    if learnt is not None:
+                        fresh.append(learnt)
             for app, number in latest.items():
                 self.latest[app] = max(number, self.latest.get(app, 0))
         for app in [a for a in self.latest if a not in latest]:  # deleted elsewhere
             self.latest.pop(app, None)
-            for key in [k for k in self.versions if k[0] == app]:
-                del self.versions[key]
+            for key in [k for k in [*self.versions, *self.without_code] if k[0] == app]:
+                self.versions.pop(key, None)
+                self.without_code.pop(key, None)
         return fresh

@@ -21,6 +21,8 @@ class Payloads:
         return j.Payload(blob=self.blobs.put(data))
 
     def load(self, payload: j.Payload) -> bytes:
+        """The payload's bytes; BlobMissingError (``blob_missing``, naming the blob and the
+        store) when its blob is not in the store."""
         if payload.inline is not None:
             return payload.inline
         if payload.blob is not None:

@@ -24,7 +24,7 @@ from cove.engine.secrets import MissingSecretsError, SecretStore
 from cove.errors import CoveError
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.gpus import GpuAllocator, gpu_env
-from cove.runtime.images import ImageBuilder
+from cove.runtime.images import BuiltImage, ImageBuilder
 
 if TYPE_CHECKING:
     from cove.engine.capacity import Capacity
@@ -308,7 +308,14 @@ class Pool:
         if built is not None:
             env = {**built.env, **env}
         self.starting += 1
-        spec = ContainerSpec(
+        self._background(self._start(self._spec(container_id, env, built)))
+        return True
+
+    def _spec(
+        self, container_id: str, env: dict[str, str], built: BuiltImage | None
+    ) -> ContainerSpec:
+        v = self.version
+        return ContainerSpec(
             container_id=container_id,
             app=v.app,
             version=v.version,
@@ -324,8 +331,23 @@ class Pool:
             manifest=self.function,
             region=self.function.get("region") or v.application.get("region"),
         )
-        self._background(self._start(spec))
-        return True
+
+    def template_spec(self) -> ContainerSpec | None:
+        """What the pool's containers are like, for the runtime to prepare before the first
+        one starts (its template: ``ContainerRuntime.prepare``); None when a template would
+        serve none of them: a function that can never run here, one with GPUs or one with
+        an image (spawned, in the image's own interpreter) is never forked."""
+        if self.unsatisfiable is not None or self.function.get("gpu"):
+            return None
+        if self.function.get("image"):
+            return None
+        v = self.version
+        return self._spec(f"{v.app}-v{v.version}-{self.name}-template".replace(".", "_"), {}, None)
+
+    @property
+    def in_use(self) -> bool:
+        """Whether it has containers, or calls that wait for one."""
+        return bool(self.slots or self.starting or self.queue)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -434,6 +456,7 @@ class Pool:
         self._freed()
 
     async def stop(self) -> None:
+        self.retired = True  # it serves no one any more
         for slot in list(self.slots):
             slot.alive, slot.stopped_by_server = False, True
             await slot.container.kill()

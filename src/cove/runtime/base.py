@@ -7,6 +7,7 @@ two classes with actors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,17 @@ class ContainerRuntime(ABC):
     def check_function(self, function: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Raise ValueError, saying why, if this runtime cannot run ``function`` (a
         manifest entry) at all: checked when it is deployed."""
+
+    async def prepare(self, spec: ContainerSpec) -> None:  # noqa: B027 - optional
+        """Get ready to start containers like ``spec`` fast, before any is asked for (the
+        local runtime starts the template process of its code). Called in the background
+        at deploy and at server start; a container started meanwhile waits for the same
+        preparation, never for a second one. Nothing to do by default."""
+
+    async def retain(self, specs: Iterable[ContainerSpec]) -> None:  # noqa: B027 - optional
+        """Release what :meth:`prepare` (or starting a container) keeps for code that no
+        container like one of ``specs`` will use any more (its version was retired).
+        Nothing to do by default."""
 
     @abstractmethod
     def reap_orphans(self) -> int:

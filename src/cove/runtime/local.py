@@ -1,12 +1,16 @@
 """The local runtime: each container is a process group on this machine.
 
-Each container runs in its own session (process group), so stopping it also stops
-whatever the user's code spawned. Containers of a deployed module are forked from a
-template process that imported the module once (``cove.runtime.template``), which makes a
-cold start cost milliseconds; a function that needs GPUs, or a template that cannot start,
-gets a freshly spawned process instead. Every pid is recorded under ``containers/`` in the
-data folder; a server starting on the same folder first stops whatever a crashed server
-left running, so no call runs twice at the same time.
+Each container runs in its own session (process group), and its environment carries a
+token naming the data folder, the server run and the container
+(``cove.runtime.descendants``), which whatever the user's code spawns inherits: stopping a
+container kills its group and every process with its token, even one that left the group
+(``setsid``). Containers of a deployed module are forked from a template process that
+imported the module once (``cove.runtime.template``), which makes a cold start cost
+milliseconds; a function that needs GPUs, or a template that cannot start, gets a freshly
+spawned process instead. Every pid is recorded under ``containers/`` in the data folder; a
+server starting on the same folder first stops whatever a crashed server left running (the
+recorded groups, and every process with a token of the folder from another run), so no
+call runs twice at the same time.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import shutil
 import signal
 import socket
 import sys
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from cove.runtime import descendants
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.protocol import encode, read_frame
 from cove.runtime.usage import folder_bytes, resident_bytes
@@ -46,6 +53,7 @@ class LocalContainer(Container):
         tmp: Path,
         process: asyncio.subprocess.Process | None = None,
         template: Template | None = None,
+        token: str | None = None,
     ) -> None:
         self.id = spec.container_id
         self.spec = spec
@@ -56,6 +64,8 @@ class LocalContainer(Container):
         self._writer = writer
         self._record = record
         self.tmp = tmp
+        self._token = token  # in the environment of its processes (cove.runtime.descendants)
+        self._swept = False
 
     @property
     def pid(self) -> int | None:
@@ -84,12 +94,18 @@ class LocalContainer(Container):
         return msg
 
     async def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._pid, signal.SIGKILL)
+        for kill in (os.killpg, os.kill):  # os.kill: a fork not yet in a session of its own
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(self._pid, signal.SIGKILL)
         self._writer.close()
         await self._reap()
 
     async def _reap(self) -> None:
+        if not self._swept and self._token is not None:
+            # What its code started, in its group or not (setsid), goes with it: killed
+            # or ended on its own, a container leaves nothing running.
+            self._swept = True
+            await asyncio.to_thread(descendants.sweep, self._token.__eq__)
         if self._process is not None:
             with contextlib.suppress(ProcessLookupError):
                 await self._process.wait()
@@ -178,10 +194,17 @@ class LocalProcessRuntime(ContainerRuntime):
         for folder in (self.records, self.logs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self.use_templates = use_templates
+        # Tokens of this run's processes begin with it (<folder>:<run>, descendants.py).
+        self.run = descendants.new_run(data_dir)
+        self._folder = descendants.folder_key(data_dir)
         self._cores = sorted(os.sched_getaffinity(0))
         self._next_core = 0
+        # One template per deployed code (folder, module): started at deploy (prepare) or
+        # by its first container, stopped once no latest version uses the code (retain).
         self.templates: dict[tuple[Path, str], Template] = {}
-        self._template_locks: dict[tuple[Path, str], asyncio.Lock] = {}
+        self.template_starts: dict[tuple[Path, str], asyncio.Task[Template | None]] = {}
+        self._forking: Counter[tuple[Path, str]] = Counter()  # containers forking from each
+        self._no_template: set[tuple[Path, str]] = set()  # its template failed to import it
 
     async def start(self, spec: ContainerSpec) -> Container:
         tmp = self.tmp / spec.container_id
@@ -189,14 +212,15 @@ class LocalProcessRuntime(ContainerRuntime):
         # Each container gets a fresh temporary folder of its own, removed when it ends.
         env = {**spec.env, "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp)}
         env["COVE_CPU_CORES"] = ",".join(str(c) for c in self._pick_cores(spec.cpu))
+        token = descendants.container_token(self.run, spec.container_id)
+        env[descendants.TOKEN] = token  # inherited by all it starts: see kill()
         log_path = self.logs / f"{spec.container_id}.log"
-        template = await self._template(spec) if spec.fork and self.use_templates else None
         parent, child = socket.socketpair()
-        process = None
+        process = template = None
         try:
-            if template is not None:
-                order = ("fork", spec.container_id, spec.function, env, str(log_path))
-                pid = await template.fork(order, child)
+            forked = await self._fork(spec, env, log_path, child) if self._forks(spec) else None
+            if forked is not None:
+                template, pid = forked
             else:
                 process = await self._spawn(spec, env, log_path, child)
                 pid = process.pid
@@ -205,7 +229,7 @@ class LocalProcessRuntime(ContainerRuntime):
         record = self.records / str(pid)
         record.write_text(spec.container_id)
         reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
-        return LocalContainer(spec, pid, reader, writer, record, tmp, process, template)
+        return LocalContainer(spec, pid, reader, writer, record, tmp, process, template, token)
 
     def _pick_cores(self, cpu: float) -> list[int]:
         """Cores for a container of ``cpu`` CPUs, taken round-robin so containers spread."""
@@ -229,22 +253,90 @@ class LocalProcessRuntime(ContainerRuntime):
                 start_new_session=True,
             )  # fmt: skip
 
-    async def _template(self, spec: ContainerSpec) -> Template | None:
-        """The running template of the spec's module, started on first use; None (spawn
-        instead) if it cannot start."""
-        key = (spec.code_dir, spec.module)
-        lock = self._template_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            template = self.templates.get(key)
-            if template is not None and template.alive:
-                return template
-            try:
-                template = await self._start_template(spec)
-            except Exception as exc:
-                log.warning("no template for %s (%s): containers are spawned", spec.module, exc)
+    def _forks(self, spec: ContainerSpec) -> bool:
+        """Whether containers like ``spec`` are forked from a template."""
+        return spec.fork and self.use_templates
+
+    async def prepare(self, spec: ContainerSpec) -> None:
+        """Start the template of the spec's code now, so its first container is a fork."""
+        if self._forks(spec):
+            await self._template(spec)
+
+    async def retain(self, specs: Iterable[ContainerSpec]) -> None:
+        """Stop the templates (running or starting) of code that none of ``specs`` uses and
+        that no container is being forked from right now."""
+        keep = {_template_key(spec) for spec in specs}
+        for key in [k for k in self.template_starts if k not in keep and not self._forking[k]]:
+            self.template_starts.pop(key).cancel()  # no container waits for it
+        for key in [k for k in self.templates if k not in keep and not self._forking[k]]:
+            await self._drop(self.templates.pop(key))
+        self._no_template &= keep
+
+    async def _fork(
+        self, spec: ContainerSpec, env: dict[str, str], log_path: Path, channel: socket.socket
+    ) -> tuple[Template, int] | None:
+        """Fork a container from the template of its code: the running one, the one starting
+        (prepare's, or another container's), else one started now. None: there is none (the
+        caller spawns the container)."""
+        key = _template_key(spec)
+        self._forking[key] += 1  # retain() leaves it alone meanwhile
+        try:
+            template = await self._template(spec)
+            if template is None:
                 return None
-            self.templates[key] = template
+            order = ("fork", spec.container_id, spec.function, env, str(log_path))
+            return template, await template.fork(order, channel)
+        finally:
+            self._forking[key] -= 1
+            if self._forking[key] <= 0:
+                del self._forking[key]
+
+    async def _template(self, spec: ContainerSpec) -> Template | None:
+        """The running template of the spec's code, or the one starting (awaited), or one
+        started now; None (spawn instead) if it cannot start."""
+        key = _template_key(spec)
+        template = self.templates.get(key)
+        if template is not None and template.alive:
             return template
+        if key in self._no_template:
+            return None
+        task = self.template_starts.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._launch(key, spec))
+            self.template_starts[key] = task
+        try:
+            # Shielded: a container start given up (its pool stopped) does not stop it.
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current is not None and current.cancelling()):
+                return None  # retain() gave it up
+            raise
+
+    async def _launch(self, key: tuple[Path, str], spec: ContainerSpec) -> Template | None:
+        try:
+            old = self.templates.pop(key, None)
+            if old is not None:
+                await self._drop(old)  # it stopped (killed, crashed): forget it
+            template = await self._start_template(spec)
+        except TemplateFailed as exc:
+            # The code cannot be imported without its container's environment (a secret
+            # read at import, say): its containers are spawned from now on.
+            log.warning("no template for %s (%s): containers are spawned", spec.module, exc)
+            self._no_template.add(key)
+            return None
+        except Exception as exc:
+            log.warning("no template for %s (%s): containers are spawned", spec.module, exc)
+            return None
+        finally:
+            if self.template_starts.get(key) is asyncio.current_task():
+                del self.template_starts[key]
+        self.templates[key] = template
+        return template
+
+    async def _drop(self, template: Template) -> None:
+        await template.stop()
+        (self.records / str(template.process.pid)).unlink(missing_ok=True)
 
     async def _start_template(self, spec: ContainerSpec) -> Template:
         orders_parent, orders_child = socket.socketpair()
@@ -253,6 +345,8 @@ class LocalProcessRuntime(ContainerRuntime):
             **os.environ,
             "COVE_TEMPLATE_ORDERS_FD": str(orders_child.fileno()),
             "COVE_TEMPLATE_REPORTS_FD": str(reports_child.fileno()),
+            # Room for the token each forked container writes over it (descendants.retag).
+            descendants.TOKEN: descendants.template_token(self.run),
         }
         env["PYTHONPATH"] = _python_path(spec.code_dir, env)
         log_path = self.logs / f"template-{spec.module}-{spec.code_dir.name[:12]}.log"
@@ -271,21 +365,35 @@ class LocalProcessRuntime(ContainerRuntime):
         (self.records / str(process.pid)).write_text(f"template {spec.module}")
         reader, writer = await asyncio.open_unix_connection(sock=reports_parent)
         template = Template(process, orders_parent, reader, writer)
-        first = await asyncio.wait_for(read_frame(reader), 120)
+        try:
+            first = await asyncio.wait_for(read_frame(reader), 120)
+        except BaseException:  # too slow, or given up (retain): it must not linger
+            await self._drop(template)
+            raise
         if first is None or first[0] != "ready":
-            await template.stop()
-            detail = first[1].get("message") if first else "it exited"
-            raise RuntimeError(f"the template did not start: {detail}")
+            await self._drop(template)
+            if first is None:
+                raise RuntimeError("the template did not start: it exited")
+            raise TemplateFailed(f"the template did not start: {first[1].get('message')}")
         template.listen()
         return template
 
     async def close(self) -> None:
+        for task in list(self.template_starts.values()):
+            task.cancel()
+        await asyncio.gather(*self.template_starts.values(), return_exceptions=True)
+        self.template_starts.clear()
         for template in self.templates.values():
-            await template.stop()
-            (self.records / str(template.process.pid)).unlink(missing_ok=True)
+            await self._drop(template)
         self.templates.clear()
+        run = self.run + ":"  # whatever of this run is left (a container still starting)
+        await asyncio.to_thread(descendants.sweep, lambda t: t.startswith(run))
 
     def reap_orphans(self) -> int:
+        """Stop what servers that ran on this data folder before left running: the process
+        groups recorded under ``containers/``, and every process with a token of the folder
+        from another run (what containers started, in their groups or not). Processes of
+        this run (a template already starting) and of other data folders stay."""
         stopped = 0
         for record in self.records.iterdir():
             try:
@@ -293,25 +401,48 @@ class LocalProcessRuntime(ContainerRuntime):
             except ValueError:
                 record.unlink(missing_ok=True)
                 continue
-            if _is_ours(pid):
+            mine = _is_ours(pid, self._folder, self.run)
+            if mine is None:
+                continue  # this run's own
+            if mine:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
                     stopped += 1
             record.unlink(missing_ok=True)
-        for folder in self.tmp.iterdir():  # temporary folders of containers now gone
-            shutil.rmtree(folder, ignore_errors=True)
+        folder, run = self._folder + ":", self.run + ":"
+        stopped += descendants.sweep(lambda t: t.startswith(folder) and not t.startswith(run))
+        for tmp in self.tmp.iterdir():  # temporary folders of containers now gone
+            shutil.rmtree(tmp, ignore_errors=True)
         if stopped:
             log.warning("stopped %d process(es) left by a previous server", stopped)
         return stopped
+
+
+class TemplateFailed(RuntimeError):
+    """A template reported that importing the code failed."""
+
+
+def _template_key(spec: ContainerSpec) -> tuple[Path, str]:
+    return (spec.code_dir, spec.module)
 
 
 def _python_path(code_dir: Path, env: dict[str, str]) -> str:
     return os.pathsep.join(p for p in (str(code_dir), env.get("PYTHONPATH", "")) if p)
 
 
-def _is_ours(pid: int) -> bool:
+def _is_ours(pid: int, folder: str, run: str) -> bool | None:
+    """Whether ``pid`` is a container or template process of data folder ``folder`` left
+    by another run (not a pid reused since, nor another data folder's container); None: it
+    is one of run ``run``'s own."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        token = descendants.token_of(Path(f"/proc/{pid}/environ").read_bytes())
     except OSError:
         return False
-    return any(marker in cmdline for marker in _MARKERS)
+    if not any(marker in cmdline for marker in _MARKERS):
+        return False
+    if token is None:
+        return True  # started by a Cove from before tokens
+    if token.startswith(run + ":"):
+        return None
+    return token.startswith(folder + ":")

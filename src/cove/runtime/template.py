@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cove.runtime import descendants
 from cove.runtime.protocol import BlockingChannel
 
 
@@ -84,11 +85,22 @@ def _container(
         orders.close()
         reports.close()
         os.environ.update(env)
+        # Its token where the kernel shows it, for its forked children to inherit: the
+        # template's is there now (see cove.runtime.descendants).
+        token = env.get(descendants.TOKEN)
+        tagged = token is None or descendants.retag(token)
         tempfile.tempdir = None  # TMPDIR changed: forget the template's choice
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)
+        if not tagged:
+            print(
+                "cove: could not mark this container's environment; processes it forks "
+                "are stopped when the server stops, not with it",
+                file=sys.stderr,
+                flush=True,
+            )
         from cove.runtime.worker import run_worker
 
         run_worker(socket.socket(fileno=fd), module, function, load=False)

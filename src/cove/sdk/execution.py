@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from cove.errors import CoveError, FunctionError, RequestError
+from cove.errors import BlobMissingError, CoveError, FunctionError, RequestError
 from cove.sdk.context import CallScope, CallSpec, enter_scope, exit_scope
 from cove.sdk.decorators import instance_of
 from cove.sdk.function import Function
@@ -26,7 +26,8 @@ class Failure:
     """Why a call's body failed, in a form that crosses processes.
 
     ``reason`` is ``function_error`` (retryable), ``request_error`` (fails the request at
-    once) or ``child_failed`` (an uncaught failure of a child; retrying would fail again).
+    once), ``blob_missing`` (a ``File`` whose blob the store lacks; not retried) or
+    ``child_failed`` (an uncaught failure of a child; retrying would fail again).
     """
 
     reason: str
@@ -65,6 +66,8 @@ def classify(function_name: str, exc: BaseException) -> Failure:
             tb,
             cause=str(exc.details.get("reason") or exc.code.value),
         )
+    if isinstance(exc, BlobMissingError):  # a File whose blob the store lacks: no retry helps
+        return Failure("blob_missing", function_name, exc.message, "BlobMissingError", tb)
     message = exc.message if isinstance(exc, CoveError) else str(exc)
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return Failure("function_error", function_name, text, type(exc).__name__, tb)

@@ -34,6 +34,9 @@ STATUS_OF: dict[ErrorCode, int] = {
     ErrorCode.TOO_MANY_REQUESTS: 429,
     ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.HEADERS_TOO_LARGE: 431,
+    # Data the server's blob store should hold and does not: the server's fault (or its
+    # configuration's), not the client's, and not transient either, so no 503.
+    ErrorCode.BLOB_MISSING: 500,
     ErrorCode.INTERNAL: 500,
 }
 

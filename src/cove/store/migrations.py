@@ -36,6 +36,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _create(schema.api_keys)),
     (5, _create(schema.request_leases)),
     (6, _create(schema.secrets, schema.images, schema.replicas)),
+    (7, _create(schema.blob_stores)),
 ]
 
 

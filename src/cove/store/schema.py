@@ -233,3 +233,15 @@ replicas = Table(
     Column("renewed_at", Float, nullable=False),  # database time, Unix seconds
     Column("expires_at", Float, nullable=False),  # live until then unless renewed
 )
+
+# -- version 7: the blob store that every replica over the database shares -------------------
+blob_stores = Table(
+    "blob_stores",
+    metadata,
+    Column("name", String(40), primary_key=True),  # "current": the one row
+    # A random id; the marker blob (cove.blobs.identity) in the shared store holds it.
+    Column("store_id", String(64), nullable=False),
+    Column("url", Text, nullable=False),  # the store's URL as the recording replica had it
+    Column("replica", String(300), nullable=False),  # the replica that recorded it
+    Column("recorded_at", Float, nullable=False),
+)
