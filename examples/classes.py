@@ -16,6 +16,9 @@ the method's container::
 """
 
 import os
+from typing import Annotated
+
+from pydantic import Field
 
 from cove import RequestError, application, cls, function
 
@@ -70,7 +73,9 @@ def to_roman_numerals(numbers: list[int]) -> list[str]:
 
 @application()
 @function(description="Converts Roman numerals to numbers.")
-def from_roman_numerals(numerals: list[str]) -> dict[str, int]:
+def from_roman_numerals(
+    numerals: Annotated[list[str], Field(examples=[["MCMXCIX", "IV"]])],
+) -> dict[str, int]:
     converter = RomanNumerals()
     return {numeral: converter.from_roman(numeral) for numeral in numerals}
 

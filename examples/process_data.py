@@ -14,8 +14,9 @@ own container. An unknown operation fails the whole request at once with ``Reque
 """
 
 import math
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cove import RequestError, application, function
 
@@ -46,7 +47,11 @@ def compute(numbers: list[float], operation: str) -> float:
 
 @application()
 @function(description="Sums, averages, or finds the extremes of a list of numbers.")
-def process_data(numbers: list[float], operation: str, precision: int = 2) -> Result:
+def process_data(
+    numbers: list[float],
+    operation: Annotated[str, Field(examples=["mean"])],  # the sample `cove deploy` prints
+    precision: int = 2,
+) -> Result:
     if operation not in OPERATIONS:
         raise RequestError(
             f"unknown operation {operation!r}; choose one of {', '.join(OPERATIONS)}"
