@@ -300,3 +300,26 @@ def test_secrets_set_through_one_replica_reach_functions_another_runs(
     said = " ".join(str(info.value).split())
     assert "has no key to read them" in said and "Traceback" not in said
     assert not (tmp_path / "d" / "secrets.key").exists()
+
+
+def test_a_replica_with_a_blob_folder_of_its_own_does_not_start(
+    tmp_path: Path, server_factory: type[ServerProcess], postgres_url: str
+) -> None:
+    """Issue 14: each replica with its default <data>/blobs answered a call of code deployed
+    through another with `internal error: '<sha256>'`. Now the second one does not start and
+    says why; given the first one's folder (a shared disk), it starts and runs that code."""
+    env = {"COVE_DATABASE_URL": postgres_url}
+    a = server_factory(tmp_path / "a", env=env).start()  # blobs in its data folder
+    a.deploy(APPS / "core.py")
+    with pytest.raises(RuntimeError, match="server exited") as info:
+        server_factory(tmp_path / "b", env=env).start()
+    said = " ".join(str(info.value).split())  # the message, however the console wrapped it
+    assert "is not the one the other replicas on this database use" in said
+    assert "COVE_BLOB_URL" in said and "docs/scaling.md" in said
+    assert "Traceback" not in said
+
+    shared = {**env, "COVE_BLOB_URL": (tmp_path / "a" / "blobs").resolve().as_uri()}
+    b = server_factory(tmp_path / "b", env=shared).start()
+    with b.client() as c:
+        r = c.post("/applications/shout", params={"wait": 60}, json="quiet")
+        assert r.status_code == 200 and r.json() == "QUIET", r.text

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cove.blobs import BlobStore, LocalBlobStore, open_blob_store, store_from_env
-from cove.errors import PayloadTooLargeError
+from cove.errors import BlobMissingError, ErrorCode, PayloadTooLargeError
 from tests.conftest import free_port
 
 PART = 5 * 1024 * 1024  # S3's smallest part: multipart uploads start past it
@@ -84,6 +84,19 @@ def test_missing_and_malformed_keys(store: BlobStore) -> None:
     with pytest.raises(KeyError):
         list(store.read_range(missing, 0, 10))
     assert not store.exists(missing)
+
+
+def test_a_missing_blob_is_blob_missing_naming_it_and_the_store(store: BlobStore) -> None:
+    missing = hashlib.sha256(b"gone").hexdigest()
+    url = store.environment()["COVE_BLOB_URL"]
+    for read in (store.get, store.size, store.open, lambda k: list(store.read_range(k, 0, 5))):
+        with pytest.raises(BlobMissingError) as info:
+            read(missing)
+        err = info.value
+        assert err.code is ErrorCode.BLOB_MISSING and isinstance(err, KeyError)
+        assert err.details == {"key": missing, "store": url}
+        assert str(err) == f"blob {missing} is missing from the blob store {url}"
+    assert store.url == url
 
 
 def test_streaming_put_multipart_and_ranges(store: BlobStore) -> None:

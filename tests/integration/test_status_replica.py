@@ -44,7 +44,12 @@ def test_a_single_server_is_its_only_replica(tmp_path: Path) -> None:
 
 def test_replicas_over_one_database_list_each_other(tmp_path: Path, postgres_url: str) -> None:
     def settings(name: str) -> Settings:
-        return Settings(data_dir=tmp_path / name, database_url=postgres_url, lease_seconds=3)
+        return Settings(
+            data_dir=tmp_path / name,
+            database_url=postgres_url,
+            blob_url=f"file://{tmp_path / 'blobs'}",  # one blob store for every replica
+            lease_seconds=3,
+        )
 
     with TestClient(create_app(settings("a"))) as a:
         with TestClient(create_app(settings("b"))) as b:
