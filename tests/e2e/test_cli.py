@@ -232,13 +232,16 @@ def test_deploy_prints_url_and_curl(
     out = deployed.stdout
     for name in ("cli_ping", "cli_shout", "cli_combine", "cli_upper_file", "cli_broken"):
         assert f"{server.url}/applications/{name}" in out
-    assert f"curl -X POST {server.url}/applications/cli_ping\n" in out
+    # Each printed line runs as printed and waits for the output (?wait=).
+    assert f"curl -X POST '{server.url}/applications/cli_ping?wait=30'\n" in out
     assert (
-        f"curl -X POST {server.url}/applications/cli_shout "
+        f"curl -X POST '{server.url}/applications/cli_shout?wait=30' "
         "-H 'Content-Type: application/json' -d '\"text\"'"
     ) in out
     assert "-F a=1" in out and "-F 'b=\"text\"'" in out
-    assert "-F doc=@" in out
+    # A File part with sample text that works as printed, and how to send a file instead.
+    assert "-F 'doc=Cove keeps notes.;type=text/plain'" in out
+    assert "# a file from disk instead: -F doc=@path/to/doc" in out
 
 
 def test_invoke_without_arguments(deployed: object, server: Server) -> None:
