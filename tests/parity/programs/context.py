@@ -63,6 +63,8 @@ def progress_bad_types(x: int) -> list[str]:
     return [
         outcome(lambda: progress.update(1, 2, "m", attributes={"k": 1})),
         outcome(lambda: progress.update(1, 2, "m", attributes=["k"])),
+        outcome(lambda: progress.update("one", 2)),
+        outcome(lambda: progress.update(1, 2, message=3)),
     ]
 
 
