@@ -70,8 +70,9 @@ def deploy_paths(c: Client, paths: list[Path]) -> int:
         for path in files:
             try:
                 result = c.deploy(path)
-            except CoveError as err:
-                warn(f"could not deploy {path}: {describe_error(err)}")
+            except (CoveError, OSError) as err:
+                why = describe_error(err) if isinstance(err, CoveError) else str(err)
+                warn(f"could not deploy {path}: {why}")
                 failures += 1
                 continue
             print_deployed(result.get("applications", []), source=str(path))
@@ -86,7 +87,11 @@ def deploy(
     ],
     server: Annotated[str | None, typer.Option("--server", "-s", help=SERVER_HELP)] = None,
 ) -> None:
-    """Deploy a Python file: each application in it gets a new version."""
+    """Deploy a Python file: each application in it gets a new version.
+
+    The file's whole folder ships with it, so modules and packages beside it import
+    normally; left out: what its .gitignore ignores, virtual environments, caches, .git
+    and Cove's data folders (at most 10 MiB)."""
     path = absolute_path(path)  # as typed, from the directory the command runs in
     with client(server, timeout=180.0) as c:
         if path.is_dir():

@@ -16,6 +16,7 @@ from cove.cli.apps_cmd import deploy_paths, files_to_deploy
 from cove.cli.output import console, describe_error, fail, warn
 from cove.errors import CoveError
 from cove.paths import absolute_path
+from cove.sdk.bundle import folder_files
 from cove.sdk.client import Client
 
 if TYPE_CHECKING:
@@ -74,23 +75,34 @@ def _deploy_when_up(url: str, paths: list[Path], watch: bool, stop: threading.Ev
         warn(f"deploying into the server failed: {message}")
 
 
-def _mtimes(paths: list[Path]) -> dict[Path, float]:
-    found: dict[Path, float] = {}
+def _mtimes(paths: list[Path]) -> dict[Path, object]:
+    """Per application file, what its deploy ships: the files of its folder (its bundle)
+    and their modification times, so an edit to a module beside it redeploys it too."""
+    found: dict[Path, object] = {}
+    folders: dict[Path, object] = {}
     for given in paths:
         try:
             files = files_to_deploy(given)
         except (CoveError, OSError):
             continue
         for f in files:
+            if f.parent not in folders:
+                try:
+                    shipped = folder_files(f.parent)
+                    folders[f.parent] = tuple(
+                        (rel, p.stat().st_mtime_ns) for rel, p in shipped.items()
+                    )
+                except (CoveError, OSError):
+                    folders[f.parent] = None
             try:
-                found[f] = f.stat().st_mtime
+                found[f] = (f.stat().st_mtime_ns, folders[f.parent])
             except OSError:
                 continue
     return found
 
 
 def _watch(c: Client, paths: list[Path], stop: threading.Event) -> None:
-    """Redeploy a file whenever it changes (``cove dev``)."""
+    """Redeploy a file whenever it or a file of its folder (its bundle) changes (``cove dev``)."""
     seen = _mtimes(paths)
     console.print(Text("Watching for changes; edits are redeployed. Ctrl-C stops.", style="dim"))
     while not stop.wait(1.0):

@@ -3,12 +3,17 @@
 Deploying a file inspects it in a separate process (user code never runs in the server),
 stores the code by content hash, and records a new version of every application in it.
 A version's code and manifest never change afterwards.
+
+The code is either one ``.py`` file or a bundle (a ZIP of the file's folder, see
+:mod:`cove.sdk.bundle`); either way it is one blob, written out under
+``<data>/code/<blob>/`` on each replica that runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -20,6 +25,7 @@ from typing import Any
 from cove.blobs import BlobStore
 from cove.engine.keys import DEFAULT_NAMESPACE, public_name, qualify
 from cove.errors import DeployError, InvalidInputError, NotFoundError
+from cove.sdk.bundle import is_zip, unpack
 from cove.store import Store
 from cove.store import journal as j
 
@@ -73,10 +79,8 @@ class Deployments:
 
     def _remember(self, row: dict[str, Any]) -> Version:
         code_dir = self.code_root / row["code_blob"]
-        path = code_dir / row["filename"]
-        if not path.exists():
-            code_dir.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(self.blobs.get(row["code_blob"]))
+        if not (code_dir / row["filename"]).exists():
+            write_code(self.blobs.get(row["code_blob"]), row["filename"], code_dir)
         version = Version(
             app=row["app"],
             version=row["version"],
@@ -152,6 +156,33 @@ class Deployments:
             del self.versions[key]
 
 
+def write_code(code: bytes, filename: str, code_dir: Path) -> None:
+    """Write a code blob out as ``code_dir``: a bundle's files, or the one file. A bundle
+    is written into a fresh folder that then takes ``code_dir``'s place, so a half-written
+    folder never passes for the code (the blob names its entry, so an existing folder of
+    that blob is complete)."""
+    if (code_dir / filename).exists():
+        return
+    code_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not is_zip(code):  # one file (the same bytes may come under several names)
+        code_dir.mkdir(exist_ok=True)
+        fd, partial = tempfile.mkstemp(prefix=".partial-", dir=code_dir)
+        with open(fd, "wb") as f:
+            f.write(code)
+        Path(partial).replace(code_dir / filename)
+        return
+    staging = Path(tempfile.mkdtemp(prefix=f".{code_dir.name[:16]}-", dir=code_dir.parent))
+    try:
+        unpack(code, staging)
+        try:
+            staging.rename(code_dir)
+        except OSError:  # written meanwhile by another deploy of the same code
+            if not (code_dir / filename).exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def check_code_file(filename: str) -> None:
     """A code file's name must be a bare module file name: it becomes a path in the data
     folder, so a separator or ``..`` would write outside it."""
@@ -167,22 +198,23 @@ def check_code_file(filename: str) -> None:
 
 
 async def inspect_code(filename: str, code: bytes) -> dict[str, Any]:
-    """The manifest of a file, from a separate process (raises DeployError)."""
+    """The manifest of a file or bundle, from a separate process (raises DeployError)."""
+    check_code_file(filename)
     return await _inspect(filename, code)
 
 
 async def _inspect(filename: str, code: bytes) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cove-deploy-") as tmp:
-        path = Path(tmp) / filename
+        code_dir = Path(tmp) / "code"
         out = Path(tmp) / "manifest.json"
-        path.write_bytes(code)
+        write_code(code, filename, code_dir)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "cove.runtime.inspect",
-            str(path),
+            str(code_dir / filename),
             str(out),
-            cwd=tmp,
+            cwd=code_dir,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -443,4 +443,9 @@ def fit_settings(settings: Settings, nodes: list[dict[str, float]]) -> None:
 
 
 def code_files(code_dir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(code_dir.iterdir()) if p.is_file()}
+    """The deployed code's files by relative POSIX path (a bundle's subfolders too)."""
+    return {
+        p.relative_to(code_dir).as_posix(): p.read_bytes()
+        for p in sorted(code_dir.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }

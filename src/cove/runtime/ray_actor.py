@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.runtime.usage import folder_bytes, resident_bytes
+from cove.sdk.bundle import safe_name
 
 ROOT = Path(tempfile.gettempdir()) / "cove-ray"
 NODE_ID_ENV = "COVE_RAY_NODE_ID"
@@ -101,8 +102,14 @@ def materialize(code_key: str, files: dict[str, bytes]) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{code_key}-", dir=target.parent))
-    for name, data in files.items():
-        (staging / Path(name).name).write_bytes(data)
+    try:
+        for name, data in files.items():  # relative POSIX paths: a bundle's subfolders too
+            path = staging.joinpath(*safe_name(name).split("/"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     try:
         staging.rename(target)
     except OSError:  # another container of the same code won the race

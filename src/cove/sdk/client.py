@@ -11,6 +11,8 @@ from urllib.parse import quote
 import httpx
 
 from cove.errors import CoveError, InternalError, UnavailableError, error_from_dict
+from cove.sdk.bundle import CONTENT_TYPE as BUNDLE_CONTENT_TYPE
+from cove.sdk.bundle import MAX_BUNDLE_BYTES, bundle_folder
 from cove.sdk.file import File
 
 DEFAULT_URL = "http://127.0.0.1:8900"
@@ -56,13 +58,18 @@ class Client:
         return response
 
     # -- applications -------------------------------------------------------------------
-    def deploy(self, path: Path) -> dict[str, Any]:
-        files = {"code": (path.name, path.read_bytes(), "text/x-python")}
-        result: dict[str, Any] = self._send("POST", "/applications", files=files).json()
+    def deploy(self, path: Path, max_bytes: int = MAX_BUNDLE_BYTES) -> dict[str, Any]:
+        """Deploy the Python file ``path`` with its folder (a bundle: modules and packages
+        beside it import normally; see :mod:`cove.sdk.bundle` for what is left out).
+        Raises :class:`cove.errors.PayloadTooLargeError` before uploading a bundle over
+        ``max_bytes`` (the server's default limit)."""
+        result: dict[str, Any] = self._send(
+            "POST", "/applications", files=_code_files(path, max_bytes)
+        ).json()
         return result
 
-    def build_images(self, path: Path) -> list[dict[str, Any]]:
-        files = {"code": (path.name, path.read_bytes(), "text/x-python")}
+    def build_images(self, path: Path, max_bytes: int = MAX_BUNDLE_BYTES) -> list[dict[str, Any]]:
+        files = _code_files(path, max_bytes)
         images: list[dict[str, Any]] = self._send("POST", "/images", files=files).json()["images"]
         return images
 
@@ -170,6 +177,12 @@ class Client:
 
     def revoke_key(self, key_id: str) -> None:
         self._send("DELETE", f"/keys/{quote(key_id, safe='')}")
+
+
+def _code_files(path: Path, max_bytes: int) -> dict[str, tuple[str, bytes, str]]:
+    """The ``code`` part of a deploy: ``path``'s folder as a bundle naming ``path``."""
+    data = bundle_folder(Path(path), max_bytes)
+    return {"code": (f"{Path(path).stem}.zip", data, BUNDLE_CONTENT_TYPE)}
 
 
 def _error_of(response: httpx.Response) -> CoveError:

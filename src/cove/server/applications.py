@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -11,6 +12,7 @@ from cove.engine.deployments import Version
 from cove.engine.engine import Engine
 from cove.engine.keys import namespace_of
 from cove.errors import InvalidInputError, PayloadTooLargeError
+from cove.sdk import bundle
 from cove.server import auth, views
 
 router = APIRouter(tags=["applications"])
@@ -26,27 +28,45 @@ def base_url(request: Request) -> str:
 
 
 async def code_part(request: Request, what: str) -> tuple[str, bytes]:
-    """The ``code`` file part of a multipart body: the Python file's name and bytes."""
+    """The code of a multipart body: its entry file's name and the code blob's bytes.
+
+    The ``code`` part is one Python file (its name a bare module file name), or a bundle:
+    a ZIP (content type ``application/zip``, or by its magic bytes) of the file's folder,
+    whose entry is the form field ``entry``, else the one its ``.cove_bundle.json`` names,
+    else its only top-level ``.py`` file. A bundle is checked (entry names, size) and
+    re-packed deterministically (:func:`cove.sdk.bundle.read_bundle`).
+    """
     try:
         form = await request.form()
     except Exception as exc:
         raise InvalidInputError(f"{what} needs a multipart/form-data body: {exc}") from None
     code = form.get("code")
     if not isinstance(code, UploadFile) or not code.filename:
-        raise InvalidInputError(f"{what} needs a 'code' file part holding the Python file")
-    return code.filename, await code.read()
-
-
-@router.post("/applications", status_code=201, summary="Deploy a Python file")
-async def deploy(request: Request) -> dict[str, Any]:
-    """Multipart form with a ``code`` part: the Python file to deploy. Each application in
-    it gets a new version."""
-    filename, code = await code_part(request, "deploy")
-    limit = engine_of(request).settings.max_code_bytes
-    if len(code) > limit:
-        raise PayloadTooLargeError(
-            f"code file {filename!r} is {len(code)} bytes: at most {limit} accepted", limit=limit
+        raise InvalidInputError(
+            f"{what} needs a 'code' file part holding the Python file or a ZIP of its folder"
         )
+    data = await code.read()
+    limit = engine_of(request).settings.max_code_bytes
+    content_type = (code.content_type or "").split(";")[0].strip().lower()
+    if content_type in bundle.ZIP_CONTENT_TYPES or bundle.is_zip(data):
+        entry = form.get("entry")
+        if entry is not None and not isinstance(entry, str):
+            raise InvalidInputError("the form field 'entry' must be text: a .py file name")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, bundle.read_bundle, data, entry or None, limit)
+    if len(data) > limit:
+        raise PayloadTooLargeError(
+            f"code file {code.filename!r} is {len(data)} bytes: at most {limit} accepted",
+            limit=limit,
+        )
+    return code.filename, data
+
+
+@router.post("/applications", status_code=201, summary="Deploy a Python file or its folder")
+async def deploy(request: Request) -> dict[str, Any]:
+    """Multipart form with a ``code`` part: the Python file to deploy, or a ZIP bundle of
+    its folder (see :func:`code_part`). Each application in it gets a new version."""
+    filename, code = await code_part(request, "deploy")
     namespace = auth.principal(request).namespace
     versions = await engine_of(request).deploy(filename, code, namespace)
     return {"applications": [views.application(v, base_url(request)) for v in versions]}

@@ -1,0 +1,3 @@
+from pkg.loud import shout
+
+__all__ = ["shout"]

@@ -1,0 +1,5 @@
+from . import loud
+
+
+def exclaim(text: str) -> str:
+    return loud.shout(text) + "!"
