@@ -181,12 +181,6 @@ class InternalError(CoveError):
     code = ErrorCode.INTERNAL
 
 
-class RequestError(CoveError):
-    """Raised by user code to fail the whole request at once, without retries."""
-
-    code = ErrorCode.REQUEST_ERROR
-
-
 class FunctionError(CoveError):
     """A function call failed (after its retries). ``function_name`` names the function."""
 
@@ -205,9 +199,31 @@ class TimeoutError(FunctionError, builtins.TimeoutError):
 
 
 class RequestFailed(CoveError):
-    """A request finished without output: it failed or was cancelled."""
+    """A request finished without output: it failed or was cancelled.
+
+    ``str()`` of it is the failure reason (``function_error``, ``function_timeout``,
+    ``cancelled``, ...) as in the Tensorlake SDK; ``.message`` keeps the readable text and
+    ``.details`` the function, error type and reason.
+    """
 
     code = ErrorCode.REQUEST_FAILED
+
+    def __str__(self) -> str:
+        reason = self.details.get("reason")
+        return reason if isinstance(reason, str) and reason else self.message
+
+
+class RequestError(RequestFailed):
+    """Raised by user code to fail the whole request at once, without retries.
+
+    The request's caller gets a ``RequestError`` with the same ``.message`` (and ``str()``).
+    A calling function may catch it; uncaught, it fails the request.
+    """
+
+    code = ErrorCode.REQUEST_ERROR
+
+    def __str__(self) -> str:
+        return self.message
 
 
 _BY_CODE: dict[str, type[CoveError]] = {
@@ -221,7 +237,7 @@ _BY_CODE: dict[str, type[CoveError]] = {
     ErrorCode.CONFLICT.value: ConflictError,
     ErrorCode.REQUEST_NOT_FINISHED.value: RequestNotFinished,
     ErrorCode.REQUEST_FAILED.value: RequestFailed,
-    ErrorCode.REQUEST_ERROR.value: RequestFailed,
+    ErrorCode.REQUEST_ERROR.value: RequestError,
     ErrorCode.FUNCTION_ERROR.value: RequestFailed,
     ErrorCode.FUNCTION_TIMEOUT.value: RequestFailed,
     ErrorCode.CANCELLED.value: RequestFailed,
@@ -242,4 +258,11 @@ def error_from_dict(data: dict[str, Any]) -> CoveError:
         err_code = ErrorCode(code)
     except ValueError:
         err_code = ErrorCode.INTERNAL
-    return cls(str(data.get("message", "")), code=err_code, **details)
+    message = str(data.get("message", ""))
+    if cls is RequestFailed and details.get("reason") == "request_error":
+        # The request failed with a RequestError: the caller gets one with its own message
+        # (the server's text is "request <id> failed: <message>").
+        prefix = f"request {details.get('request_id')} failed: "
+        cls, err_code = RequestError, ErrorCode.REQUEST_ERROR
+        message = message[len(prefix) :] if message.startswith(prefix) else message
+    return cls(message, code=err_code, **details)

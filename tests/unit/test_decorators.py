@@ -26,25 +26,23 @@ def _raises(*parts: str) -> Any:
 # -- @function resource limits ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("attr", "value", "low", "high"),
-    [
-        ("cpu", 0.5, "1", "8"),
-        ("cpu", 8.5, "1", "8"),
-        ("cpu", 0, "1", "8"),
-        ("memory", 0.99, "1", "32"),
-        ("memory", 33, "1", "32"),
-        ("ephemeral_disk", 1.5, "2", "50"),
-        ("ephemeral_disk", 51, "2", "50"),
-        ("timeout", 0, "1", "172800"),
-        ("timeout", 172801, "1", "172800"),
-        ("timeout", -5, "1", "172800"),
-    ],
-)
-def test_resource_out_of_range(attr: str, value: float, low: str, high: str) -> None:
-    with _raises("limits_fn", attr, low, high, repr(value)):
+# As in the Tensorlake SDK, cpu, memory and ephemeral_disk take any finite number above 0
+# (whether a machine can give it is the server's question); they used to be bounded (1-8
+# CPUs, 1-32 GB, 2-50 GB), which refused Tensorlake programs.
+@pytest.mark.parametrize("attr", ["cpu", "memory", "ephemeral_disk"])
+@pytest.mark.parametrize("value", [0, -1, -0.5, float("inf"), float("nan")])
+def test_resource_not_above_zero(attr: str, value: float) -> None:
+    with _raises("limits_fn", attr, "finite number above 0", repr(value)):
 
         @function(**{attr: value})
+        def limits_fn() -> None: ...
+
+
+@pytest.mark.parametrize("value", [0, 172801, -5])
+def test_timeout_out_of_range(value: float) -> None:
+    with _raises("limits_fn", "timeout", "1", "172800", repr(value)):
+
+        @function(timeout=value)
         def limits_fn() -> None: ...
 
 
@@ -63,10 +61,17 @@ def test_resource_must_be_a_number(attr: str, value: Any) -> None:
         {"cpu": 1},
         {"cpu": 8},
         {"cpu": 2.5},
+        {"cpu": 0.1},
+        {"cpu": 64},
         {"memory": 1},
         {"memory": 32},
+        {"memory": 0.25},
+        {"memory": 512},
         {"ephemeral_disk": 2},
         {"ephemeral_disk": 50},
+        {"ephemeral_disk": 1.0},
+        {"ephemeral_disk": 0.5},
+        {"ephemeral_disk": 1000},
         {"timeout": 1},
         {"timeout": 172800},
         {"min_containers": 2, "max_containers": 2, "warm_containers": 2},
@@ -237,20 +242,43 @@ def test_function_on_a_class() -> None:
 # -- @application signature rules -------------------------------------------------------------
 
 
-def test_application_on_plain_function() -> None:
+def test_application_without_function_is_rejected_when_run() -> None:
+    # As in the Tensorlake SDK: ``@function()`` may still come above, so the definition is
+    # accepted, and running (or deploying) it is refused.
+    @application()
+    def plain_fn() -> None: ...
+
     with _raises("@application plain_fn", "@function()"):
+        cove.run_local_application(plain_fn)
+    with _raises("@application plain_fn", "@function()"):
+        decorators.registered_functions(plain_fn.module)
+    del decorators._registry[plain_fn.module]["plain_fn"]  # leave the module deployable
 
+
+def test_function_above_application_is_the_same_as_below() -> None:
+    # The Tensorlake SDK takes both orders; @function() above used to be an SDKUsageError.
+    @function(cpu=2, retries=Retries(max_retries=1))
+    @application(tags={"team": "x"})
+    def above_fn(x: int) -> int:
+        return x + 1
+
+    assert isinstance(above_fn, cove.Function)
+    assert above_fn.config.cpu == 2 and above_fn.config.retries == Retries(max_retries=1)
+    assert above_fn.application is not None and above_fn.application.tags == {"team": "x"}
+    assert decorators.registered_functions(above_fn.module)["above_fn"] is above_fn
+    assert cove.run_local_application(above_fn, 1).output() == 2
+    with _raises("@function applied twice", "above_fn"):
+        function()(above_fn)
+
+
+def test_function_above_application_validates_its_config() -> None:
+    with _raises("above_bad_fn", "cpu", "above 0"):
+
+        @function(cpu=0)
         @application()
-        def plain_fn() -> None: ...
+        def above_bad_fn() -> None: ...
 
-
-def test_application_below_function_is_rejected() -> None:
-    # @application must be on top; below @function it sees a plain function.
-    with _raises("@application below_fn", "@function()"):
-
-        @function()
-        @application()
-        def below_fn() -> None: ...
+    decorators._registry[__name__].pop("above_bad_fn")  # left unconfigured: not deployable
 
 
 def test_positional_only_parameter() -> None:
@@ -461,5 +489,5 @@ def test_functions_pickle_by_reference() -> None:
 
 
 def test_request_context_outside_request() -> None:
-    with _raises("RequestContext.get()", "only available inside a Cove function call"):
+    with _raises("RequestContext.get()", "only available in the thread that runs a function"):
         cove.RequestContext.get()

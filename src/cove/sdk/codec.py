@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from cove.sdk.function import Function
 
 _EMPTY = inspect.Parameter.empty
 FILE_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
+JSON_TYPE = "application/json"
 
 
 @dataclass
@@ -152,13 +154,40 @@ def encode_output(signature: Signature, value: Any) -> tuple[bytes, str]:
             f"application {signature.function_name} returned None, which does not match its "
             f"return type hint {_hint_name(signature.return_hint)}"
         )
+    adapter = signature.return_adapter
     try:
-        return signature.return_adapter.dump_json(value, warnings="error"), "application/json"
+        # Validate, then dump: a value the hint can build (a dict for a pydantic model, "5"
+        # for an int) is built into it, as the Tensorlake SDK does; others fail here.
+        return adapter.dump_json(adapter.validate_python(value), warnings="error"), JSON_TYPE
     except Exception as exc:
+        detail = _first_error(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
         raise SerializationError(
             f"application {signature.function_name}: the return value does not match its "
-            f"type hint {_hint_name(signature.return_hint)} or is not JSON-serializable: {exc}"
+            f"type hint {_hint_name(signature.return_hint)} or is not JSON-serializable: {detail}"
         ) from None
+
+
+def json_argument(
+    function_name: str, parameter: str, hint: Any, adapter: pydantic.TypeAdapter[Any], value: Any
+) -> Any:
+    """``value``'s JSON form for an application's parameter, as a client sends it.
+
+    The value is validated against the parameter's hint first (a dict for a pydantic model
+    is built into it); one that does not fit raises :class:`SerializationError`."""
+    try:
+        return json.loads(adapter.dump_json(adapter.validate_python(value), warnings="error"))
+    except Exception as exc:
+        detail = _first_error(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
+        raise SerializationError(
+            f"application {function_name}: the value {_short_repr(value)} for parameter "
+            f"'{parameter}' cannot be encoded to its type hint {_hint_name(hint)}: {detail}",
+            parameter=parameter,
+        ) from None
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _accepts_none(adapter: pydantic.TypeAdapter[Any]) -> bool:

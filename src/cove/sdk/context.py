@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import math
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future as ConcurrentFuture
@@ -61,6 +63,9 @@ class CallScope:
     backend: Backend
     _next: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The process the call runs in: a child process (forked with the caller's context
+    # variables) is not the call, and must not use its channel.
+    pid: int = field(default_factory=os.getpid)
 
     def next_position(self) -> int:
         with self._lock:
@@ -70,6 +75,16 @@ class CallScope:
 
     def child_id(self) -> str:
         return f"{self.call_id}.{self.next_position()}"
+
+    def own_backend(self) -> Backend:
+        """The backend, for this call's own process: a child process that inherited the
+        context (fork) gets :class:`SDKUsageError`, not a channel that never answers it."""
+        if self.pid != os.getpid():
+            raise SDKUsageError(
+                "the request context of a function call was used in a process the call "
+                "started; it is only available in the call's own process"
+            )
+        return self.backend
 
 
 _current: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar(
@@ -91,15 +106,26 @@ def enable_process_fallback() -> None:
 
 def current_scope() -> CallScope | None:
     """The scope of the call running in this thread, if any."""
-    scope = _current.get()
+    scope = thread_scope()
     if scope is not None:
         return scope
     if not _process_fallback:
         return None
     with _process_lock:
         if len(_process_scopes) == 1:
-            return next(iter(_process_scopes.values()))
+            scope = next(iter(_process_scopes.values()))
+            return scope if scope.pid == os.getpid() else None
     return None
+
+
+def thread_scope() -> CallScope | None:
+    """The scope of the call whose body runs in this thread (or in an asyncio task or
+    ``asyncio.to_thread`` worker that copied its context), never a fallback: what
+    ``RequestContext.get()`` sees, as in the Tensorlake SDK."""
+    scope = _current.get()
+    if scope is None or scope.pid != os.getpid():
+        return None
+    return scope
 
 
 def enter_scope(scope: CallScope) -> contextvars.Token[CallScope | None]:
@@ -137,11 +163,11 @@ class RequestState:
         """Store ``value`` (any picklable object) under ``key`` for this request."""
         if not isinstance(key, str) or not key:
             raise SDKUsageError(f"state key must be a non-empty string, got {key!r}")
-        self._scope.backend.state_set(self._scope, key, value)
+        self._scope.own_backend().state_set(self._scope, key, value)
 
     def get(self, key: str, default: Any | None = None) -> Any | None:
         """The value stored under ``key``, or ``default`` when there is none."""
-        found, value = self._scope.backend.state_get(self._scope, key)
+        found, value = self._scope.own_backend().state_get(self._scope, key)
         return value if found else default
 
 
@@ -151,11 +177,49 @@ class RequestProgress:
     def __init__(self, scope: CallScope) -> None:
         self._scope = scope
 
-    def update(self, current: float, total: float, message: str | None = None) -> None:
-        """Report that ``current`` of ``total`` units of work are done."""
-        if total < 0 or current < 0:
-            raise SDKUsageError("progress current and total must not be negative")
-        self._scope.backend.progress(self._scope, float(current), float(total), message)
+    def update(
+        self,
+        current: float,
+        total: float,
+        message: str | None = None,
+        attributes: dict[str, str] | None = None,
+    ) -> None:
+        """Report that ``current`` of ``total`` units of work are done.
+
+        ``attributes`` (string keys and values) are checked and accepted for Tensorlake
+        compatibility; Cove's progress events carry ``current``, ``total`` and ``message``.
+        Arguments of the wrong type raise :class:`cove.SDKUsageError`."""
+        _check_progress(current, total, message, attributes)
+        self._scope.own_backend().progress(self._scope, float(current), float(total), message)
+
+
+def _is_count(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _check_progress(current: object, total: object, message: object, attributes: object) -> None:
+    if not _is_count(current):
+        raise SDKUsageError(f"'current' needs to be a non-negative number, got: {current!r}")
+    if not _is_count(total):
+        raise SDKUsageError(f"'total' needs to be a non-negative number, got: {total!r}")
+    if message is not None and not isinstance(message, str):
+        raise SDKUsageError(f"'message' needs to be a string, got: {message!r}")
+    if attributes is None:
+        return
+    if not isinstance(attributes, dict):
+        raise SDKUsageError(
+            f"'attributes' needs to be a dictionary of string key/value pairs, got: {attributes!r}"
+        )
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise SDKUsageError(
+                f"'attributes' needs string keys and values, got {key!r}: {value!r}"
+            )
 
 
 class RequestMetrics:
@@ -166,11 +230,11 @@ class RequestMetrics:
 
     def timer(self, name: str, value: float) -> None:
         """Record a duration in seconds."""
-        self._scope.backend.metric(self._scope, "timer", name, float(value))
+        self._scope.own_backend().metric(self._scope, "timer", name, float(value))
 
     def counter(self, name: str, value: int = 1) -> None:
         """Increment the counter ``name`` by ``value`` (counters start at 0)."""
-        self._scope.backend.metric(self._scope, "counter", name, float(value))
+        self._scope.own_backend().metric(self._scope, "counter", name, float(value))
 
 
 class RequestContext:
@@ -196,7 +260,14 @@ class RequestContext:
     @classmethod
     def get(cls) -> RequestContext:
         """The context of the request the calling code runs in."""
-        return cls(require_scope("RequestContext.get()"))
+        scope = thread_scope()
+        if scope is None:
+            raise SDKUsageError(
+                "RequestContext.get() is only available in the thread that runs a function "
+                "call's body (run_local_application or a Cove server), not outside a call nor "
+                "in threads or processes the call starts: pass them what they need as arguments"
+            )
+        return cls(scope)
 
 
 # -- blocking waits inside an event loop ---------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -13,12 +14,15 @@ from cove.sdk.image import Image
 from cove.sdk.retries import Retries
 
 REGIONS = ("us-east-1", "eu-west-1")
-_LIMITS: dict[str, tuple[float, float]] = {
-    "cpu": (1.0, 8.0),
-    "memory": (1.0, 32.0),
-    "ephemeral_disk": (2.0, 50.0),
-    "timeout": (1, 172800),
-}
+# Resources and timeouts: any number above 0, as the Tensorlake SDK accepts. Whether this
+# cluster can give a function what it asks for is the server's question (a call that no
+# machine here can run fails with ``constraint_unsatisfiable``, see engine/constraints.py).
+_POSITIVE = ("cpu", "memory", "ephemeral_disk")
+TIMEOUT_LIMITS = (1, 172800)
+
+# Functions that ``@application()`` made before ``@function()`` (written above it) gave
+# them their configuration: an application needs both decorators.
+_PENDING_ATTR = "_cove_needs_function_decorator"
 
 # module name -> function name -> Function, in definition order.
 _registry: dict[str, dict[str, Function]] = {}
@@ -27,15 +31,49 @@ T = TypeVar("T", bound=type)
 
 
 def registered_functions(module: str) -> dict[str, Function]:
-    """The Cove functions defined in ``module``, by name."""
-    return dict(_registry.get(module, {}))
+    """The Cove functions defined in ``module``, by name.
+
+    Raises :class:`SDKUsageError` if an application there lacks ``@function()``."""
+    functions = dict(_registry.get(module, {}))
+    for fn in functions.values():
+        check_complete(fn)
+    return functions
 
 
-def _check_range(fn_name: str, attr: str, value: Any) -> None:
-    low, high = _LIMITS[attr]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+def find_function(name: str) -> Function | None:
+    """The Cove function called ``name`` in any imported module (the latest defined)."""
+    found = None
+    for functions in _registry.values():
+        found = functions.get(name, found)
+    return found
+
+
+def check_complete(fn: Function) -> None:
+    """Raise :class:`SDKUsageError` if ``fn`` has ``@application()`` but no ``@function()``."""
+    if getattr(fn, _PENDING_ATTR, False):
         raise SDKUsageError(
-            f"@function {fn_name}: {attr} must be a number from {low:g} to {high:g}, got {value!r}"
+            f"@application {fn.name}: the function must also be decorated with @function() "
+            "(an application needs both @application() and @function(), in either order)"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def _check_positive(fn_name: str, attr: str, value: Any) -> None:
+    if not _is_number(value) or not 0 < value < math.inf:
+        raise SDKUsageError(
+            f"@function {fn_name}: {attr} must be a finite number above 0, got {value!r}"
+        )
+
+
+def _check_timeout(fn_name: str, attr: str, value: Any) -> None:
+    low, high = TIMEOUT_LIMITS
+    if not _is_number(value) or not low <= value <= high:
+        raise SDKUsageError(
+            f"@function {fn_name}: {attr} must be a number of seconds from {low} to {high}, "
+            f"got {value!r}"
         )
 
 
@@ -54,8 +92,9 @@ def _check_region(where: str, region: Any) -> None:
 
 
 def _validate_function_config(name: str, cfg: FunctionConfig) -> None:
-    for attr in _LIMITS:
-        _check_range(name, attr, getattr(cfg, attr))
+    for attr in _POSITIVE:
+        _check_positive(name, attr, getattr(cfg, attr))
+    _check_timeout(name, "timeout", cfg.timeout)
     for attr in ("min_containers", "warm_containers"):
         _check_count(name, attr, getattr(cfg, attr), 0)
     _check_count(name, "max_containers", cfg.max_containers, 1)
@@ -126,7 +165,14 @@ def function(
 
     def decorate(fn: Callable[..., Any]) -> Function:
         if isinstance(fn, Function):
-            raise SDKUsageError(f"@function applied twice to {fn.name}")
+            if not getattr(fn, _PENDING_ATTR, False):
+                raise SDKUsageError(f"@function applied twice to {fn.name}")
+            # ``@function()`` written above ``@application()``: configure the Function that
+            # ``@application()`` made.
+            _validate_function_config(fn.name, cfg)
+            fn.config = cfg
+            delattr(fn, _PENDING_ATTR)
+            return fn
         if not callable(fn) or not hasattr(fn, "__qualname__") or inspect.isclass(fn):
             raise SDKUsageError(f"@function must decorate a function, got {fn!r}")
         name = fn.__qualname__
@@ -143,11 +189,11 @@ def application(
     retries: Retries | None = None,
     region: str | None = None,
     allow: list[str] | None = None,
-) -> Callable[[Function], Function]:
+) -> Callable[[Function | Callable[..., Any]], Function]:
     """Make a Cove function an application: an HTTP entry point named after the function.
 
-    Put it above ``@function()``. ``allow=["unauthenticated_requests"]`` lets a server with
-    ``--auth`` accept its requests without an API key (see docs/security.md).
+    Use it with ``@function()``, above or below it. ``allow=["unauthenticated_requests"]``
+    lets a server with ``--auth`` accept its requests without an API key (see docs/security.md).
     """
     app_cfg = ApplicationConfig(
         tags=dict(tags or {}),
@@ -156,13 +202,14 @@ def application(
         allow=_check_allow(allow),
     )
 
-    def decorate(fn: Function) -> Function:
+    def decorate(fn: Function | Callable[..., Any]) -> Function:
         if not isinstance(fn, Function):
-            name = getattr(fn, "__name__", repr(fn))
-            raise SDKUsageError(
-                f"@application {name}: the function must also be decorated with @function() "
-                "(put @application() above @function())"
-            )
+            if not callable(fn) or not hasattr(fn, "__qualname__") or inspect.isclass(fn):
+                raise SDKUsageError(f"@application must decorate a function, got {fn!r}")
+            # ``@function()`` is written above: it configures this Function next.
+            fn = Function(fn, FunctionConfig())
+            setattr(fn, _PENDING_ATTR, True)
+            _registry.setdefault(fn.module, {})[fn.name] = fn
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in app_cfg.tags.items()):
             raise SDKUsageError(f"@application {fn.name}: tags must map strings to strings")
         if not isinstance(app_cfg.retries, Retries):
@@ -200,7 +247,7 @@ def cls(init_timeout: float | None = None) -> Callable[[T], T]:
         if not inspect.isclass(klass):
             raise SDKUsageError(f"@cls must decorate a class, got {klass!r}")
         if init_timeout is not None:
-            _check_range(klass.__qualname__, "timeout", init_timeout)
+            _check_timeout(klass.__qualname__, "init_timeout", init_timeout)
         init = klass.__dict__.get("__init__")
         if init is not None:
             params = list(inspect.signature(init).parameters.values())

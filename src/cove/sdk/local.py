@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
+from cove.engine.failures import request_error
 from cove.errors import (
     CoveError,
     FunctionError,
@@ -20,9 +21,16 @@ from cove.errors import (
     SDKUsageError,
     SerializationError,
 )
-from cove.sdk.codec import application_signature, decode_arguments, dumps, encode_output, loads
+from cove.sdk.codec import (
+    application_signature,
+    decode_arguments,
+    dumps,
+    encode_output,
+    json_argument,
+    loads,
+)
 from cove.sdk.context import CallScope, CallSpec
-from cove.sdk.decorators import registered_functions
+from cove.sdk.decorators import check_complete, find_function, registered_functions
 from cove.sdk.execution import Failure, TailCall, classify, run_body
 from cove.sdk.file import File
 from cove.sdk.function import Function
@@ -100,9 +108,14 @@ class LocalBackend:
     ) -> Any:
         """Run one call with its retry policy; raises the error its caller would see."""
         policy = self._retries(fn)
+        # Each attempt gets its own copy of the arguments (on a server each attempt unpickles
+        # them afresh), so a body that mutated them does not hand the mutation to its retry.
+        payload = dumps((args, kwargs), f"arguments of {fn.name}") if policy.max_retries else b""
         attempt = 0
         while True:
             attempt += 1
+            if attempt > 1:
+                args, kwargs = loads(payload, f"arguments of {fn.name}")
             scope = CallScope(self.request_id, call_id, fn.name, self)
             try:
                 result = run_body(fn, scope, args, kwargs)
@@ -117,7 +130,9 @@ class LocalBackend:
                 if failure.reason == "request_error":
                     with self._lock:
                         self.request_error = self.request_error or RequestError(
-                            failure.message, function_name=failure.function_name
+                            failure.message,
+                            function_name=failure.function_name,
+                            reason="request_error",
                         )
                     raise self.request_error from None
                 if failure.retryable() and attempt <= policy.max_retries:
@@ -127,11 +142,13 @@ class LocalBackend:
 
 
 def _function_error(failure: Failure) -> FunctionError:
+    extra: dict[str, Any] = {"cause": failure.cause} if failure.reason == "child_failed" else {}
     return FunctionError(
         failure.message,
         function_name=failure.function_name,
         error_type=failure.error_type,
         reason=failure.reason,
+        **extra,
     )
 
 
@@ -156,20 +173,17 @@ class LocalRequest(Request):
 def run_local_application(app: Function | str, *args: Any, **kwargs: Any) -> Request:
     """Run an application in this process and return its finished :class:`Request`.
 
-    Inputs are converted to JSON and back through the application's type hints, exactly
-    as an HTTP request's would be, and so is the output.
+    ``app`` is the application function or its name. Inputs are converted to JSON and back
+    through the application's type hints, exactly as an HTTP request's would be (a value
+    that does not fit its parameter's hint raises :class:`SerializationError` here), and so
+    is the output. Positional arguments beyond the parameters, and keyword arguments that
+    name none, are ignored, as a request's unknown inputs are.
     """
-    fn = app if isinstance(app, Function) else None
-    if fn is None or fn.application is None:
-        raise SDKUsageError(f"run_local_application needs an @application function, got {app!r}")
+    fn = application_function(app)
     sig = application_signature(fn)
     names = [p.name for p in sig.parameters]
-    if len(args) > len(names):
-        raise SDKUsageError(
-            f"application {fn.name} takes {len(names)} argument(s), {len(args)} were given"
-        )
     values: dict[str, Any] = dict(zip(names, args, strict=False))
-    values.update(kwargs)
+    values.update((k, v) for k, v in kwargs.items() if k in names)
     json_values = {k: _to_json(sig, k, v) for k, v in values.items()}
     request_id = uuid.uuid4().hex
     backend = LocalBackend(fn, request_id)
@@ -185,9 +199,39 @@ def run_local_application(app: Function | str, *args: Any, **kwargs: Any) -> Req
         if sig.returns_file or content_type != "application/json":
             return LocalRequest(request_id, File(body, content_type), None)
         return LocalRequest(request_id, sig.return_adapter.validate_json(body), None)
+    except RequestError as exc:
+        return LocalRequest(request_id, None, exc)
     except CoveError as exc:
-        failed = RequestFailed(exc.message, code=exc.code, **{k: v for k, v in exc.details.items()})
+        details = dict(exc.details)
+        cause = details.pop("cause", None)
+        if "reason" in details:  # the request's reason, as a server gives it
+            details["reason"] = request_error({**details, "cause": cause})["reason"]
+        failed = RequestFailed(exc.message, code=exc.code, **details)
         return LocalRequest(request_id, None, failed)
+
+
+def application_function(app: Function | str) -> Function:
+    """The application ``app`` names (a function or its name), or :class:`SDKUsageError`."""
+    if isinstance(app, str):
+        found = find_function(app)
+        if found is None:
+            raise SDKUsageError(f"Function with name '{app}' is not defined")
+        app = found
+    if not isinstance(app, Function):
+        raise SDKUsageError(f"{app!r} is not a Cove function and cannot be run as an application")
+    check_complete(app)
+    if app.application is None:
+        raise SDKUsageError(not_an_application(app.name))
+    return app
+
+
+def not_an_application(name: str) -> str:
+    """The Tensorlake SDK's words for running a function that is not an application."""
+    return (
+        f"Tensorlake Function '{name}' is not an application function and cannot be run as "
+        "an application. To make it an application function, add @application() decorator "
+        "to it."
+    )
 
 
 def _to_json(sig: Any, name: str, value: Any) -> Any:
@@ -200,5 +244,5 @@ def _to_json(sig: Any, name: str, value: Any) -> Any:
         return value
     for p in sig.parameters:
         if p.name == name and p.adapter is not None:
-            return json.loads(p.adapter.dump_json(value, warnings=False))
+            return json_argument(sig.function_name, p.name, p.hint, p.adapter, value)
     return json.loads(pydantic.TypeAdapter(Any).dump_json(value))

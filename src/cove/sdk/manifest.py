@@ -89,7 +89,7 @@ def module_manifest(module_name: str) -> dict[str, Any]:
     if not apps:
         raise SDKUsageError(
             f"module {module_name} defines no application: decorate an entry point with "
-            "@application() above @function()"
+            "@application() and @function()"
         )
     return {
         "module": module_name,
