@@ -135,10 +135,11 @@ async def count_down_awaiting(n: int) -> int:
 async def count_down_blocking(n: int) -> int:
     # A blocking wait in an async body: its child runs in the same container, on another
     # thread, since this body holds up the container's loop.
-    return 0 if n == 0 else 1 + count_down_blocking(n - 1).result()
+    return 0 if n == 0 else 1 + count_down_blocking.future(n - 1).result()
 
 
 @application()
 @function()
 def use_count_down(n: int) -> list[int]:
-    return [count_down_awaiting(n).result(), count_down_blocking(n).result()]
+    # Calling an async function gives a coroutine; a sync body waits for its Future.
+    return [count_down_awaiting.future(n).result(), count_down_blocking.future(n).result()]

@@ -483,9 +483,11 @@ def test_methods_are_registered_by_qualified_name() -> None:
     assert names["async_triple"].is_async
 
 
-def test_functions_pickle_by_reference() -> None:
-    assert pickle.loads(pickle.dumps(plain.triple)) is plain.triple
-    assert pickle.loads(pickle.dumps(plain.Counter.bump)) is plain.Counter.bump
+def test_functions_do_not_pickle() -> None:
+    # As in the Tensorlake SDK: a Function passed as an argument or returned is a mistake.
+    for fn in (plain.triple, plain.Counter.bump, plain.triple.future):
+        with pytest.raises(SDKUsageError, match="Attempt to pickle"):
+            pickle.dumps(fn)
 
 
 def test_request_context_outside_request() -> None:

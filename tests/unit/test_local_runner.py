@@ -216,11 +216,12 @@ def test_wait_first_failure_without_failures_waits_for_all() -> None:
 def test_wait_and_result_timeouts() -> None:
     out = run(futures_app.wait_timeout)
     assert out == {
-        "done": 0,
-        "pending": 1,
+        "done": True,
+        "pending": 0,
         "waited_short": True,
         "timed_out": {"builtin": True, "function_error": True, "function_name": "slow"},
-        "value": 5,
+        "exception": "TimeoutError",
+        "result_raises_it": True,
     }
 
 
@@ -240,8 +241,10 @@ def test_tail_call() -> None:
     assert run(basic.tail, 21) == 42
 
 
-def test_started_future_returned_is_awaited() -> None:
-    assert run(basic.started_tail, 4) == 8
+def test_started_future_returned_fails_the_call() -> None:
+    with pytest.raises(RequestFailed) as exc:
+        run(basic.started_tail, 4)
+    assert "is already running, a tail call Future should not be started" in exc.value.message
 
 
 # -- @cls ------------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from cove.errors import BlobMissingError, CoveError, FunctionError, RequestError
+from cove.errors import BlobMissingError, CoveError, FunctionError, RequestError, SDKUsageError
 from cove.sdk.context import CallScope, CallSpec, enter_scope, exit_scope
 from cove.sdk.decorators import instance_of
 from cove.sdk.function import Function
-from cove.sdk.future import Future
+from cove.sdk.future import Future, unwrap
 
 
 @dataclass
@@ -87,10 +87,14 @@ def run_body(fn: Function, scope: CallScope, args: tuple[Any, ...], kwargs: dict
             result = fn.fn(*call_args, **kwargs)
         finally:
             exit_scope(scope, token)
-    if isinstance(result, Future):
-        spec = result.tail_call_spec()
-        return TailCall(spec) if spec is not None else result.result()
-    return result
+    future = _returned_future(fn, result)
+    if future is None:
+        return result
+    spec = future.tail_call_spec()
+    if spec is not None:
+        return TailCall(spec)
+    future.ensure_started()  # a map or reduce: it runs here, its value is the output
+    return future.settled().result()
 
 
 async def run_body_async(
@@ -98,10 +102,52 @@ async def run_body_async(
 ) -> Any:
     """Run an ``async def`` body on the running loop, beside the container's other calls."""
     result = await _scoped(fn, scope, args, kwargs)
-    if isinstance(result, Future):
-        spec = result.tail_call_spec()
-        return TailCall(spec) if spec is not None else await result
-    return result
+    future = _returned_future(fn, result)
+    if future is None:
+        return result
+    for dep in future.dependencies():  # awaited here, not blocking the loop
+        dep.ensure_started()
+        await asyncio.wrap_future(_copy_of(dep))
+    spec = future.tail_call_spec()
+    if spec is not None:
+        return TailCall(spec)
+    future.ensure_started()
+    return await asyncio.wrap_future(_copy_of(future))
+
+
+def _returned_future(fn: Function, result: Any) -> Future | None:
+    """The Future a body returned (itself, or the coroutine of an async function's call);
+    one that was started already cannot be a tail call."""
+    future = unwrap(result)
+    if not isinstance(future, Future):
+        return None
+    running = future.started_in_tree()
+    if running is not None:
+        raise SDKUsageError(
+            f"A tail call Future {running} returned from function '{fn.name}' is already "
+            "running, a tail call Future should not be started."
+        )
+    if future is not result and asyncio.iscoroutine(result):
+        result.close()  # never awaited: the Future it stands for runs instead
+    return future
+
+
+def _copy_of(future: Future) -> Any:
+    """A concurrent future settled like ``future``'s outcome (awaiting it through asyncio
+    must not cancel the outcome itself)."""
+    from concurrent.futures import Future as ConcurrentFuture
+
+    copy: ConcurrentFuture[Any] = ConcurrentFuture()
+
+    def settle(done: ConcurrentFuture[Any]) -> None:
+        exc = done.exception()
+        if exc is not None:
+            copy.set_exception(exc)
+        else:
+            copy.set_result(done.result())
+
+    future.settled().add_done_callback(settle)
+    return copy
 
 
 async def _scoped(

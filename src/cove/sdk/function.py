@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cove.sdk.context import current_scope
-from cove.sdk.future import _NO_INITIAL, Future
+from cove.errors import SDKUsageError
+from cove.sdk.future import _NO_INITIAL, Future, check_thread, coroutine_of, thread_scope
 from cove.sdk.image import Image
 from cove.sdk.retries import Retries
 
@@ -88,21 +88,31 @@ class Function:
 
     # -- calling ------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if current_scope() is None:
+        """Call the function and return its output; for an ``async def`` function, a
+        coroutine that makes the call when awaited (or run as a task)."""
+        if thread_scope() is None:
+            check_thread()  # a thread the user started, while calls run here
             return self.run_plain(*args, **kwargs)
-        future = Future(self, "call", args, kwargs).run()
+        future = Future(self, "call", args, kwargs)
         if self.is_async:
-            return future  # an awaitable, as calling an ``async def`` function would be
-        return future.result()
+            return coroutine_of(future)
+        return future.run().result()
 
-    def map(self, items: Iterable[Any]) -> list[Any]:
-        """Call the function on every item in parallel; results keep the items' order."""
-        result: list[Any] = self.future.map(items).result()
-        return result
+    def map(self, items: Iterable[Any] | Future) -> Any:
+        """Call the function on every item in parallel; results keep the items' order.
+        For an ``async def`` function, a coroutine of that list."""
+        future = self.future.map(items)
+        if self.is_async and thread_scope() is not None:
+            return coroutine_of(future)
+        return future.run().result()
 
-    def reduce(self, items: Iterable[Any], initial: Any = _NO_INITIAL) -> Any:
-        """Fold the items: ``acc = f(acc, item)`` for each item, starting from ``initial``."""
-        return self.future.reduce(items, initial).result()
+    def reduce(self, items: Iterable[Any] | Future, initial: Any = _NO_INITIAL) -> Any:
+        """Fold the items: ``acc = f(acc, item)`` for each item, starting from ``initial``.
+        For an ``async def`` function, a coroutine of the result."""
+        future = self.future.reduce(items, initial)
+        if self.is_async and thread_scope() is not None:
+            return coroutine_of(future)
+        return future.run().result()
 
     def run_plain(self, *args: Any, **kwargs: Any) -> Any:
         """Run the body directly in this process (no durability, no container)."""
@@ -118,27 +128,14 @@ class Function:
         return self
 
     def __reduce__(self) -> Any:
-        # Pickled by reference: the receiving container imports the same module.
-        if self.cls is not None:
-            return (_load_method, (self.cls, self.fn.__name__))
-        return (_load_function, (self.module, self.name))
+        # Passed or returned by mistake (``f`` for ``f(x)``): fail, as the Tensorlake SDK does.
+        raise SDKUsageError(
+            f"Attempt to pickle {self}. It cannot be passed as a function argument "
+            "or returned from a function."
+        )
 
     def __repr__(self) -> str:
         return f"<cove.Function {self.name}>"
-
-
-def _load_function(module: str, name: str) -> Function:
-    import importlib
-
-    fn = getattr(importlib.import_module(module), name)
-    assert isinstance(fn, Function)
-    return fn
-
-
-def _load_method(cls: type, name: str) -> Function:
-    fn = cls.__dict__[name]
-    assert isinstance(fn, Function)
-    return fn
 
 
 class FutureFactory:
@@ -150,8 +147,14 @@ class FutureFactory:
     def __call__(self, *args: Any, **kwargs: Any) -> Future:
         return Future(self._function, "call", args, kwargs)
 
-    def map(self, items: Iterable[Any]) -> Future:
+    def map(self, items: Iterable[Any] | Future) -> Future:
         return Future(self._function, "map", items=items)
 
-    def reduce(self, items: Iterable[Any], initial: Any = _NO_INITIAL) -> Future:
+    def reduce(self, items: Iterable[Any] | Future, initial: Any = _NO_INITIAL) -> Future:
         return Future(self._function, "reduce", items=items, initial=initial)
+
+    def __reduce__(self) -> Any:
+        raise SDKUsageError(
+            f"Attempt to pickle {self._function.name}.future. It cannot be passed as a "
+            "function argument or returned from a function."
+        )

@@ -11,5 +11,6 @@ async def adouble(x: int) -> int:
 @application()
 @function()
 async def async_blocking_map(xs: list[int]) -> list[int]:
-    # The synchronous map blocks this coroutine until every item is done.
-    return adouble.map(xs)
+    # The blocking wait holds up this coroutine until every item is done.
+    result: list[int] = adouble.future.map(xs).result()
+    return result

@@ -28,5 +28,5 @@ async def async_app(x: int) -> int:
 @application()
 @function()
 def sync_app_calls_async(x: int) -> int:
-    # Calling an async function returns an awaitable Future; sync code waits on it.
-    return async_double(x).result() + sync_inc(x)
+    # Calling an async function returns a coroutine, as in the Tensorlake SDK.
+    return asyncio.run(async_double(x)) + sync_inc(x)

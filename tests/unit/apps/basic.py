@@ -159,7 +159,7 @@ def tail(x: int) -> int:
 @application()
 @function()
 def started_tail(x: int) -> int:
-    # A started future is not a tail call: its result is awaited and returned.
+    # A started future cannot be a tail call: the function fails with SDKUsageError.
     return double.future(x).run()
 
 

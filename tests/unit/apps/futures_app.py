@@ -66,7 +66,7 @@ def all_completed() -> dict[str, Any]:
 def first_failure() -> dict[str, Any]:
     bad, lazy = fails.future(1), slow.future(2)
     done, pending = Future.wait([lazy, bad], return_when=RETURN_WHEN.FIRST_FAILURE)
-    err = bad.exception()
+    err = bad.exception
     out = {
         "done_is_bad": done == [bad],
         "pending_is_lazy": pending == [lazy],
@@ -89,27 +89,33 @@ def first_failure_none_fail() -> dict[str, Any]:
 @application()
 @function()
 def wait_timeout() -> dict[str, Any]:
+    # A wait that times out settles the futures it waited for with a TimeoutError.
     lazy = slow.future(5)
     t0 = time.monotonic()
     done, pending = Future.wait([lazy], timeout=0.05)
     waited = time.monotonic() - t0
     timed_out = None
     try:
-        lazy.result(timeout=0.01)
+        slow.future(6).result(timeout=0.01)
     except cove.TimeoutError as exc:
         timed_out = {
             "builtin": isinstance(exc, TimeoutError),
             "function_error": isinstance(exc, cove.FunctionError),
             "function_name": exc.function_name,
         }
-    out = {
-        "done": len(done),
+    again = None
+    try:
+        lazy.result()
+    except cove.TimeoutError as exc:
+        again = exc is lazy.exception
+    return {
+        "done": done == [lazy],
         "pending": len(pending),
         "waited_short": waited < 0.25,
         "timed_out": timed_out,
+        "exception": type(lazy.exception).__name__,
+        "result_raises_it": again,
     }
-    out["value"] = lazy.result()
-    return out
 
 
 @application()
