@@ -125,6 +125,13 @@ class RequestNotFinished(CoveError):
 
     code = ErrorCode.REQUEST_NOT_FINISHED
 
+    def __init__(
+        self,
+        message: str = "Request is still in progress, its output is not ready yet.",
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+
 
 class UnavailableError(CoveError):
     """The server is shutting down or not ready."""
@@ -224,6 +231,27 @@ class RequestError(RequestFailed):
 
     def __str__(self) -> str:
         return self.message
+
+
+class RemoteAPIError(CoveError):
+    """A call to a Cove server's HTTP API failed; ``status_code`` is the HTTP status."""
+
+    code = ErrorCode.INTERNAL
+
+    def __init__(self, status_code: int, message: str, **details: Any) -> None:
+        super().__init__(message, status_code=status_code, **details)
+
+    @property
+    def status_code(self) -> int:
+        return int(self.details.get("status_code", 0))
+
+    def __str__(self) -> str:
+        return f"{self.message} (Status Code: {self.status_code})"
+
+
+# The Tensorlake SDK's names for the base of its errors: Cove's base error is both.
+TensorlakeException = CoveError
+TensorlakeError = CoveError
 
 
 _BY_CODE: dict[str, type[CoveError]] = {

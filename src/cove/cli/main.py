@@ -20,6 +20,7 @@ from cove.cli import (
     keys_cmd,
     logs_cmd,
     requests_cmd,
+    run_cmd,
     secrets_cmd,
     server_cmd,
     status_cmd,
@@ -57,6 +58,7 @@ app.command(rich_help_panel=_REQUESTS)(requests_cmd.output)
 app.command(rich_help_panel=_REQUESTS)(control_cmd.cancel)
 app.command(rich_help_panel=_REQUESTS)(control_cmd.replay)
 app.command(rich_help_panel=_REQUESTS)(logs_cmd.logs)
+app.command(rich_help_panel=_APPS)(run_cmd.run)
 app.add_typer(secrets_cmd.app, name="secrets", rich_help_panel=_APPS)
 app.add_typer(images_cmd.app, name="images", rich_help_panel=_APPS)
 app.add_typer(keys_cmd.app, name="keys", rich_help_panel=_SERVER)

@@ -49,6 +49,7 @@ from cove.runtime.base import ContainerRuntime
 from cove.runtime.gpus import GpuAllocator, discover, gpus_from_names
 from cove.runtime.images import ImageBuilder, image_hash
 from cove.runtime.local import LocalProcessRuntime
+from cove.sdk.http import HEADERS_STATE_KEY
 from cove.store import Store, open_store
 from cove.store import journal as j
 
@@ -274,8 +275,12 @@ class Engine(CallRouter):
         idempotency_key: str | None = None,
         body_hash: str | None = None,
         answer_later: bool = False,
+        headers: list[tuple[str, str]] | None = None,
     ) -> tuple[str, bool]:
         """Accept a request; returns ``(request_id, created)`` once it is durable.
+
+        ``headers`` (the invoking HTTP request's) are kept with the request, durably, as a
+        state entry every call can read (``RequestContext.headers``).
 
         With ``answer_later`` (a client that waits for the output), it returns at once and
         the record commits with the next durable write (usually the output's, so a quick
@@ -286,6 +291,7 @@ class Engine(CallRouter):
         version = self.deployments.get(app)
         entry = version.application["function"]
         args = pickle.dumps(values, protocol=5)
+        state = {HEADERS_STATE_KEY: pickle.dumps(headers, protocol=5)} if headers else {}
         now = time.time()
         rid = new_request_id()
         request = {
@@ -304,6 +310,8 @@ class Engine(CallRouter):
             found = j.create_request(conn, request, root)
             if found[1]:
                 self.leases.hold(conn, rid)  # this replica runs it
+                for key, data in state.items():
+                    j.set_state(conn, rid, key, self.payloads.keep(data), now)
             return found
 
         if idempotency_key is None:
@@ -312,10 +320,10 @@ class Engine(CallRouter):
             # and the call's own records commit after it.
             if answer_later:
                 self._recording[rid] = self.store.write_future(write, lazy=True)
-                self._start(rid, version, entry, args)
+                self._start(rid, version, entry, args, state)
                 return rid, True
             committed = self.store.write_future(write)
-            self._start(rid, version, entry, args)
+            self._start(rid, version, entry, args, state)
             try:
                 await committed
             except BaseException:
@@ -326,7 +334,7 @@ class Engine(CallRouter):
             return rid, True
         request_id, created = await self.store.write(write)
         if created:
-            self._start(rid, version, entry, args)
+            self._start(rid, version, entry, args, state)
         return request_id, created
 
     async def recorded(self, request_id: str) -> None:
@@ -344,8 +352,10 @@ class Engine(CallRouter):
         finally:
             self._recording.pop(request_id, None)
 
-    def _start(self, rid: str, version: Version, entry: str, args: bytes) -> None:
-        run = RequestRun(rid, version)
+    def _start(
+        self, rid: str, version: Version, entry: str, args: bytes, state: dict[str, bytes]
+    ) -> None:
+        run = RequestRun(rid, version, state=dict(state))
         root = Call(run, "0", entry, None, "json", f"json:{entry}", args)
         run.calls["0"] = root
         self.live[rid] = run

@@ -14,8 +14,9 @@ import pydantic
 
 from cove.blobs import BlobRef
 from cove.errors import DeserializationError, SDKUsageError, SerializationError
-from cove.sdk.file import File
+from cove.sdk.file import DEFAULT_TYPE, File
 from cove.sdk.function import Function
+from cove.sdk.http import HttpBody
 
 _EMPTY = inspect.Parameter.empty
 FILE_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
@@ -93,10 +94,15 @@ def application_signature(fn: Function) -> Signature:
         if p.kind is inspect.Parameter.VAR_KEYWORD:
             raise SDKUsageError(f"{where} is **kwargs, which applications reject")
         hint = hints.get(p.name, Any)
-        is_file = hint is File
+        is_file = hint is File or hint is HttpBody  # raw bytes, not JSON
         adapter = None if is_file else _adapter(fn.name, f"parameter '{p.name}'", hint)
         params.append(Parameter(p.name, hint, p.default is _EMPTY, p.default, is_file, adapter))
     ret = hints.get("return", Any)
+    if ret is HttpBody:
+        raise SDKUsageError(
+            f"@application {fn.name}: the return type hint is HttpBody, which only application "
+            "parameters take: return File (raw bytes with a content type) or a JSON value"
+        )
     returns_file = ret is File
     ret_adapter = _adapter(fn.name, "the return value", Any if returns_file else ret)
     return Signature(fn.name, params, ret, returns_file, ret_adapter)
@@ -118,13 +124,13 @@ def decode_arguments(signature: Signature, values: dict[str, Any]) -> dict[str, 
             continue
         value = values[p.name]
         if p.is_file:
-            if not isinstance(value, File):
+            if not isinstance(value, File | HttpBody):
                 raise DeserializationError(
                     f"application {signature.function_name}: parameter '{p.name}' expects a "
                     "file upload",
                     parameter=p.name,
                 )
-            kwargs[p.name] = value
+            kwargs[p.name] = _raw(p.hint, value)
             continue
         assert p.adapter is not None
         try:
@@ -136,6 +142,15 @@ def decode_arguments(signature: Signature, values: dict[str, Any]) -> dict[str, 
                 parameter=p.name,
             ) from None
     return kwargs
+
+
+def _raw(hint: Any, value: File | HttpBody) -> File | HttpBody:
+    """Raw bytes as the parameter's hint wants them: a ``File`` or an ``HttpBody``."""
+    if hint is HttpBody and isinstance(value, File):
+        return HttpBody(value.content, value.content_type)
+    if hint is File and isinstance(value, HttpBody):
+        return File(value.content, value.content_type or DEFAULT_TYPE)
+    return value
 
 
 def encode_output(signature: Signature, value: Any) -> tuple[bytes, str]:

@@ -18,7 +18,8 @@ from concurrent.futures import Future as ConcurrentFuture
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cove.errors import SDKUsageError
+from cove.errors import InternalError, SDKUsageError
+from cove.sdk.http import HEADERS_STATE_KEY, Headers
 
 
 @dataclass
@@ -171,7 +172,16 @@ class RequestState:
         return value if found else default
 
 
-class RequestProgress:
+class FunctionProgress:
+    """The type of ``RequestContext.progress``: progress reports of the running call."""
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """``update(current, total, message=None, attributes=None)``: report that
+        ``current`` of ``total`` units of work are done."""
+        raise InternalError(f"{type(self).__name__} does not implement FunctionProgress.update")
+
+
+class RequestProgress(FunctionProgress):
     """Progress updates of the running call; each update also resets its timeout."""
 
     def __init__(self, scope: CallScope) -> None:
@@ -256,6 +266,13 @@ class RequestContext:
     @property
     def function_call_id(self) -> str:
         return self._scope.call_id
+
+    @property
+    def headers(self) -> Headers:
+        """The headers of the HTTP request that invoked the application, credentials
+        (``Authorization``, ``Cookie``) removed; empty when it was not invoked over HTTP."""
+        found, pairs = self._scope.backend.state_get(self._scope, HEADERS_STATE_KEY)
+        return Headers(pairs if found else None)
 
     @classmethod
     def get(cls) -> RequestContext:

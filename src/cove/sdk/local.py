@@ -34,6 +34,7 @@ from cove.sdk.decorators import check_complete, find_function, registered_functi
 from cove.sdk.execution import Failure, TailCall, classify, run_body
 from cove.sdk.file import File
 from cove.sdk.function import Function
+from cove.sdk.http import HttpBody
 from cove.sdk.request import Request
 from cove.sdk.retries import Retries
 
@@ -240,7 +241,7 @@ def _to_json(sig: Any, name: str, value: Any) -> Any:
 
     import pydantic
 
-    if isinstance(value, File):
+    if isinstance(value, File | HttpBody):
         return value
     for p in sig.parameters:
         if p.name == name and p.adapter is not None:

@@ -10,14 +10,17 @@ from types import ModuleType
 from typing import Any
 
 from cove.errors import SDKUsageError
+from cove.sdk import tensorlake_alias
 from cove.sdk.codec import Parameter, application_signature
 from cove.sdk.decorators import registered_functions
 from cove.sdk.function import Function
+from cove.sdk.http import HttpBody
 
 
 def load_module(path: Path, module_name: str | None = None) -> ModuleType:
     """Import a Python file as a module named after its stem (so pickles find it again)."""
     name = module_name or path.stem
+    tensorlake_alias.install()  # `from tensorlake.applications import ...` gets Cove's
     if not name.isidentifier():
         raise SDKUsageError(f"{path.name}: the file name must be a valid Python module name")
     directory = str(path.parent.resolve())
@@ -75,6 +78,8 @@ def _parameter(p: Parameter) -> dict[str, Any]:
         "is_file": p.is_file,
         "schema": p.schema(),
     }
+    if p.hint is HttpBody:
+        data["raw_body"] = True  # the body as sent, whatever its content type
     if not p.required and p.adapter is not None:
         # A default that JSON cannot show is simply not listed.
         with contextlib.suppress(Exception):

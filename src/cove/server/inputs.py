@@ -121,7 +121,9 @@ async def read_arguments(
     if content_type.startswith("multipart/form-data"):
         values = await _from_multipart(app, request, content_type, params, upload)
     elif (
-        len(plist) == 1 and plist[0]["is_file"] and not content_type.startswith("application/json")
+        len(plist) == 1
+        and plist[0]["is_file"]
+        and (plist[0].get("raw_body") or not content_type.startswith("application/json"))
     ):
         values = await _raw_file(request, plist[0]["name"], content_type, upload)
     else:

@@ -18,6 +18,7 @@ from cove.blobs import BlobRef
 from cove.engine.keys import public_name
 from cove.errors import ErrorCode, InternalError, NotFoundError
 from cove.sdk.file import File
+from cove.sdk.http import HEADERS_STATE_KEY
 from cove.server.applications import engine_of
 from cove.server.files import output_response
 from cove.server.observe import request_row
@@ -98,6 +99,8 @@ async def get_state(app: str, request_id: str, request: Request) -> dict[str, An
     rows = await engine.store.read(read)
     keys = []
     for r in rows:
+        if r["key"] == HEADERS_STATE_KEY:
+            continue  # the request's headers, kept as state: not a key its calls set
         if r["value_blob"]:
             size: int | None = engine.blobs.size(r["value_blob"])
         else:

@@ -19,6 +19,7 @@ from cove.errors import (
     RequestFailed,
     request_not_found,
 )
+from cove.sdk.http import public_headers
 from cove.server import observe, views
 from cove.server.applications import engine_of
 from cove.server.errors import error_response
@@ -59,7 +60,12 @@ async def invoke(
     # then commit with the output's, one commit instead of two.
     later = bool(seconds) and not stream
     request_id, _created = await engine.invoke(
-        app, values, key, fingerprint(values), answer_later=later
+        app,
+        values,
+        key,
+        fingerprint(values),
+        answer_later=later,
+        headers=public_headers(request.headers.items()),
     )
     if stream:  # the request's events, live (GET .../progress)
         return observe.progress_stream(engine.events, request_id)
