@@ -15,6 +15,7 @@ from cove.sdk.client import Client, decode_output
 from cove.sdk.codec import application_signature, json_argument
 from cove.sdk.file import File
 from cove.sdk.function import Function
+from cove.sdk.http import HttpBody
 from cove.sdk.local import not_an_application
 from cove.sdk.request import Request
 
@@ -101,8 +102,8 @@ class _Param:
         self.adapter = adapter
         self.schema = schema
 
-    def encode(self, app: str, value: Any) -> bytes | File:
-        if isinstance(value, File):
+    def encode(self, app: str, value: Any) -> bytes | File | HttpBody:
+        if isinstance(value, File | HttpBody):
             return value
         if self.adapter is not None:
             data = json_argument(app, self.name, self.hint, self.adapter, value)
@@ -147,7 +148,7 @@ def _check_schema(app: str, parameter: str, schema: dict[str, Any], value: Any) 
         )
 
 
-def _body(encoded: dict[str, bytes | File], parameters: int) -> dict[str, Any]:
+def _body(encoded: dict[str, bytes | File | HttpBody], parameters: int) -> dict[str, Any]:
     if not encoded:
         return {}
     if len(encoded) == 1 and parameters == 1:
