@@ -15,6 +15,7 @@ from cove.sdk.codec import Parameter, application_signature
 from cove.sdk.decorators import registered_functions
 from cove.sdk.function import Function
 from cove.sdk.http import HttpBody
+from cove.sdk.tensorlake_hints import entrypoint_hints
 
 
 def load_module(path: Path, module_name: str | None = None) -> ModuleType:
@@ -68,6 +69,9 @@ def application_manifest(fn: Function) -> dict[str, Any]:
         "parameters": [_parameter(p) for p in sig.parameters],
         "return_schema": sig.return_schema(),
         "returns_file": sig.returns_file,
+        # For Tensorlake's SDK (GET /v1/.../applications/{app}): pickled here, where the
+        # user's module is imported, so that its classes pickle by reference.
+        "tensorlake": entrypoint_hints([(p.name, p.hint) for p in sig.parameters], sig.return_hint),
     }
 
 

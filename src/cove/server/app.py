@@ -25,6 +25,7 @@ from cove.server import (
     request_records,
     requests,
     secrets,
+    tensorlake_api,
     ui,
 )
 from cove.telemetry import tracing_from_env
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(secrets.router)
     app.include_router(observe.router)
     app.include_router(request_records.router)
+    app.include_router(tensorlake_api.router)  # Tensorlake's API: /v1/namespaces/{ns}/...
     ui.install(app)  # the dashboard at /ui
     app.include_router(prometheus.router)
 

@@ -61,6 +61,7 @@ COOKIE = "cove_key"
 UI_OPEN = frozenset({"/ui/login", "/ui/logout"})
 NAMESPACE_HEADER = "x-cove-namespace"  # which namespace an unauthenticated call means
 UNAUTHENTICATED = "unauthenticated_requests"
+TENSORLAKE_PREFIX = ["v1", "namespaces"]  # Tensorlake's API (cove.server.tensorlake_api)
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,12 @@ class Guard:
             return
         method: str = scope["method"]
         parts = [p for p in path.split("/") if p]
+        prefix, path_namespace = "", None
+        if len(parts) >= 3 and parts[:2] == TENSORLAKE_PREFIX:  # namespace in the path
+            prefix, path_namespace = "/" + "/".join(parts[:3]), parts[2]
+            parts = parts[3:]  # roles, limits and names as for Cove's routes
         try:
-            who = await self._principal(scope, method, parts, headers)
+            who = await self._principal(scope, method, parts, headers, path_namespace)
         except AuthenticationError:
             if method == "GET" and parts[:1] == ["ui"]:  # a browser: to the sign-in page
                 query = bytes(scope.get("query_string", b"")).decode("latin-1")
@@ -167,7 +172,7 @@ class Guard:
             if SEPARATOR in parts[1]:  # an engine name: no client may name it directly
                 raise NotFoundError(f"application {parts[1]!r} is not deployed")
             parts[1] = qualify(who.namespace, parts[1])
-            new_path = "/" + "/".join(parts) + ("/" if path.endswith("/") else "")
+            new_path = prefix + "/" + "/".join(parts) + ("/" if path.endswith("/") else "")
             scope = {**scope, "path": new_path, "raw_path": quote(new_path).encode()}
         scope.setdefault("state", {})
         scope["state"]["principal"] = who
@@ -189,9 +194,23 @@ class Guard:
             self.streams[holder] -= 1
 
     async def _principal(
-        self, scope: Scope, method: str, parts: list[str], headers: dict[str, str]
+        self,
+        scope: Scope,
+        method: str,
+        parts: list[str],
+        headers: dict[str, str],
+        path_namespace: str | None = None,
     ) -> Principal:
+        """``path_namespace``: the namespace a Tensorlake route names (its key must be of
+        it; without ``--auth`` the local user is an admin of every namespace)."""
+        if path_namespace is not None:
+            try:
+                validate_namespace(path_namespace)
+            except InvalidInputError as exc:
+                raise NotFoundError(exc.message) from None
         if not self.settings.auth:
+            if path_namespace is not None:
+                return Principal(path_namespace, "admin", None)
             return LOCAL
         head = "/".join(parts)
         authorization = headers.get("authorization")
@@ -200,7 +219,7 @@ class Guard:
             if cookie is not None and cookie.value:
                 authorization = f"Bearer {cookie.value}"
         if authorization is None:
-            return await self._anonymous(scope, method, parts, headers)
+            return await self._anonymous(scope, method, parts, headers, path_namespace)
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError(
@@ -210,6 +229,11 @@ class Guard:
         if key is None:
             raise AuthenticationError("the API key is not valid (unknown, malformed or revoked)")
         who = Principal(key.namespace, key.role, key.id)
+        if path_namespace is not None and path_namespace != key.namespace:
+            raise ForbiddenError(
+                f"this API key is of namespace {key.namespace!r}, not {path_namespace!r}",
+                namespace=key.namespace,
+            )
         if "/" + head in MACHINE_PATHS and not (
             who.namespace == DEFAULT_NAMESPACE and who.allows("admin")
         ):
@@ -225,7 +249,12 @@ class Guard:
         return who
 
     async def _anonymous(
-        self, scope: Scope, method: str, parts: list[str], headers: dict[str, str]
+        self,
+        scope: Scope,
+        method: str,
+        parts: list[str],
+        headers: dict[str, str],
+        path_namespace: str | None = None,
     ) -> Principal:
         missing = AuthenticationError(
             "this server needs an API key: send 'Authorization: Bearer KEY' "
@@ -233,7 +262,7 @@ class Guard:
         )
         if not _anonymous_route(method, parts):
             raise missing
-        namespace = headers.get(NAMESPACE_HEADER, DEFAULT_NAMESPACE)
+        namespace = path_namespace or headers.get(NAMESPACE_HEADER, DEFAULT_NAMESPACE)
         try:
             validate_namespace(namespace)
         except InvalidInputError:
