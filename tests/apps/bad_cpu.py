@@ -2,6 +2,6 @@ from cove import application, function
 
 
 @application()
-@function(cpu=100)
-def too_big() -> str:
+@function(cpu=0)
+def too_small() -> str:
     return "never"

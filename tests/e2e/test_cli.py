@@ -85,7 +85,7 @@ from cove import application, function
 
 
 @application()
-@function(cpu=100)
+@function(cpu=0)
 def greedy() -> str:
     return "too much"
 """

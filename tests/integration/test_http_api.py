@@ -63,7 +63,7 @@ def test_deploy_rejects_bad_code_and_changes_nothing(client: TestClient) -> None
         "/applications", files={"code": ("bad_cpu.py", (APPS / "bad_cpu.py").read_bytes())}
     )
     assert r.status_code == 400
-    assert "too_big" in error_of(r)["message"] and "cpu" in error_of(r)["message"]
+    assert "too_small" in error_of(r)["message"] and "cpu" in error_of(r)["message"]
     r = client.post("/applications", files={"code": ("x.py", b"def broken(:\n")})
     assert r.status_code == 400 and "SyntaxError" in error_of(r)["message"]
     r = client.post("/applications", files={"code": ("not python.txt", b"")})
