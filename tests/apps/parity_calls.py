@@ -112,10 +112,10 @@ def context_elsewhere(x: int) -> dict[str, str]:
     thread.start()
     thread.join()
     found = {"thread": out[0]}
-    # The default start method (the SDK's runner makes it spawn; here it is fork). A child
-    # given the call's context (fork: no pickling) gets SDKUsageError instead of a channel
-    # that never answers it: Cove's own rule. An explicit fork context, where the SDK's
-    # context works in the child, is listed as not yet matched in docs/tensorlake.md.
+    # The default start method (the SDK's runner makes it spawn; here it is fork). A forked
+    # child gets the call's context, as in the SDK with fork, but using its state (fork: the
+    # context is not pickled) raises SDKUsageError instead of writing to a channel that
+    # belongs to the call's process (tests/apps/forked_child.py, docs/tensorlake.md).
     for name, target, args in (
         ("process", _context_in_child, ()),
         ("process_state", _state_in_child, (RequestContext.get(),)),

@@ -112,7 +112,7 @@ PARITY_CASES: list[tuple[Any, tuple[Any, ...], dict[str, Any], Any]] = [
         {},
         {
             "thread": "SDKUsageError",
-            "process": "SDKUsageError",
+            "process": "context",
             "process_state": "SDKUsageError",
             "own": "RequestContext",
         },

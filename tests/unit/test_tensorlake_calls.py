@@ -77,7 +77,7 @@ def test_progress_update_with_attributes_and_wrong_types() -> None:
 def test_request_context_in_threads_and_child_processes() -> None:
     assert output(pc.context_elsewhere, 1) == {
         "thread": "SDKUsageError",
-        "process": "SDKUsageError",
+        "process": "context",
         "process_state": "SDKUsageError",
         "own": "RequestContext",
     }

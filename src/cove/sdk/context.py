@@ -82,8 +82,9 @@ class CallScope:
         context (fork) gets :class:`SDKUsageError`, not a channel that never answers it."""
         if self.pid != os.getpid():
             raise SDKUsageError(
-                "the request context of a function call was used in a process the call "
-                "started; it is only available in the call's own process"
+                "the request context's state, headers, progress and metrics were used in a "
+                "process the function call started; only its request_id is available there "
+                "(the call's channel belongs to the call's own process)"
             )
         return self.backend
 
@@ -96,6 +97,29 @@ _current: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar(
 _process_scopes: dict[int, CallScope] = {}
 _process_lock = threading.Lock()
 _process_fallback = False
+# Requests run_local_application is running in this process (not counting calls still
+# running after their request returned): while one runs, a thread with no call of its own
+# is one a body started, and its SDK calls raise as in the Tensorlake SDK.
+_local_requests = 0
+
+
+@contextlib.contextmanager
+def local_request() -> Iterator[None]:
+    """Count a request of the local runner as running while the block runs."""
+    global _local_requests
+    with _process_lock:
+        _local_requests += 1
+    try:
+        yield
+    finally:
+        with _process_lock:
+            _local_requests -= 1
+
+
+def calls_run_here() -> bool:
+    """Whether SDK calls from a thread without a call of its own must raise: in a container
+    (every thread belongs to its call), or while the local runner runs a request."""
+    return _process_fallback or _local_requests > 0
 
 
 def enable_process_fallback() -> None:
@@ -271,18 +295,23 @@ class RequestContext:
     def headers(self) -> Headers:
         """The headers of the HTTP request that invoked the application, credentials
         (``Authorization``, ``Cookie``) removed; empty when it was not invoked over HTTP."""
-        found, pairs = self._scope.backend.state_get(self._scope, HEADERS_STATE_KEY)
+        found, pairs = self._scope.own_backend().state_get(self._scope, HEADERS_STATE_KEY)
         return Headers(pairs if found else None)
 
     @classmethod
     def get(cls) -> RequestContext:
-        """The context of the request the calling code runs in."""
-        scope = thread_scope()
+        """The context of the request the calling code runs in.
+
+        Also in a child process the call forked (``multiprocessing`` with the ``fork``
+        start method), as in the Tensorlake SDK; there only ``request_id`` and
+        ``function_call_id`` work: state, headers, progress and metrics raise
+        :class:`SDKUsageError`, since they need the call's own channel."""
+        scope = _current.get()
         if scope is None:
             raise SDKUsageError(
                 "RequestContext.get() is only available in the thread that runs a function "
                 "call's body (run_local_application or a Cove server), not outside a call nor "
-                "in threads or processes the call starts: pass them what they need as arguments"
+                "in threads the call starts: pass them what they need as arguments"
             )
         return cls(scope)
 

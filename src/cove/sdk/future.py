@@ -57,13 +57,12 @@ def thread_scope() -> CallScope | None:
 
 
 def check_thread() -> None:
-    """Raise :class:`SDKUsageError` in a container's thread that runs no call (one the user
-    started), as the Tensorlake SDK does.
+    """Raise :class:`SDKUsageError` in a thread that runs no call while calls run in this
+    process (a thread the user started, in a container or while ``run_local_application``
+    runs a request; or a forked child of a call), as the Tensorlake SDK does.
 
-    Elsewhere such a thread is outside any request, and functions are plain Python there:
-    the local runner cannot tell a thread a body started from any other thread of the
-    process (see docs/tensorlake.md)."""
-    if thread_scope() is None and _context._process_fallback:
+    With no request running, functions are plain Python (see docs/tensorlake.md)."""
+    if thread_scope() is None and _context.calls_run_here():
         raise SDKUsageError(OUTSIDE_CALL)
 
 

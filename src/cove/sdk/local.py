@@ -22,6 +22,7 @@ from cove.errors import (
     SerializationError,
 )
 from cove.sdk.codec import (
+    Signature,
     application_signature,
     decode_arguments,
     dumps,
@@ -29,7 +30,7 @@ from cove.sdk.codec import (
     json_argument,
     loads,
 )
-from cove.sdk.context import CallScope, CallSpec
+from cove.sdk.context import CallScope, CallSpec, local_request
 from cove.sdk.decorators import check_complete, find_function, registered_functions
 from cove.sdk.execution import Failure, TailCall, classify, run_body
 from cove.sdk.file import File
@@ -187,6 +188,13 @@ def run_local_application(app: Function | str, *args: Any, **kwargs: Any) -> Req
     values.update((k, v) for k, v in kwargs.items() if k in names)
     json_values = {k: _to_json(sig, k, v) for k, v in values.items()}
     request_id = uuid.uuid4().hex
+    with local_request():
+        return _run_request(fn, sig, json_values, request_id)
+
+
+def _run_request(
+    fn: Function, sig: Signature, json_values: dict[str, Any], request_id: str
+) -> Request:
     backend = LocalBackend(fn, request_id)
     try:
         call_kwargs = decode_arguments(sig, json_values)
