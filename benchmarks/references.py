@@ -65,9 +65,14 @@ def plan(system: str, map_sizes: tuple[int, ...], items: int, quick: bool) -> li
     return jobs
 
 
-def ensure_venv(system: str, log: Callable[[str], None], root: Path = VENVS) -> dict[str, Any]:
-    """The system's virtual environment, made and filled if missing; returns its facts."""
-    spec = PACKAGES[system]
+def ensure_venv(
+    system: str, log: Callable[[str], None], root: Path = VENVS, spec: str | None = None
+) -> dict[str, Any]:
+    """The system's virtual environment (``root/system``), made and filled if missing;
+    returns its facts. ``spec``: the pip requirement, by default the system's pinned one
+    (another, e.g. ``tensorlake==0.5.103`` in ``tensorlake-0.5.103``, for tests that need
+    an older release beside the pinned one)."""
+    spec = spec or PACKAGES[system]
     folder = root / system
     python = folder / "bin" / "python"
     marker = folder / ".installed"

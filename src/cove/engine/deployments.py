@@ -110,12 +110,24 @@ class Deployments:
         code: bytes,
         check: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
         namespace: str = DEFAULT_NAMESPACE,
+        *,
+        only: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> list[Version]:
         """Inspect and store ``code``; returns the new version of each application in it
-        (named within ``namespace``). ``check`` may reject the manifest (raising) before
-        anything is stored."""
+        (named within ``namespace``), or of the one named ``only`` (the others keep their
+        versions). ``check`` may reject the manifest (raising) before anything is stored.
+        ``extra``: keys added to the stored manifest (which Cove's own keys win over)."""
         check_code_file(filename)
         manifest = await _inspect(Path(filename).name, code)
+        defined = [a["name"] for a in manifest["applications"]]
+        if only is not None and only not in defined:
+            raise DeployError(
+                f"{filename} defines no application {only!r} "
+                f"(its applications: {', '.join(defined) or 'none'})",
+                application=only[:300],
+            )
+        manifest = {**(extra or {}), **manifest}
         if check is not None:
             await check(manifest)
         loop = asyncio.get_running_loop()
@@ -123,7 +135,7 @@ class Deployments:
         manifest_json = json.dumps(manifest)
         now = time.time()
         module = manifest["module"]
-        names = [qualify(namespace, a["name"]) for a in manifest["applications"]]
+        names = [qualify(namespace, a) for a in defined if only is None or a == only]
 
         def write(conn: Any) -> list[dict[str, Any]]:
             rows = []

@@ -423,14 +423,23 @@ class Engine(CallRouter):
         return store
 
     async def deploy(
-        self, filename: str, code: bytes, namespace: str = DEFAULT_NAMESPACE
+        self,
+        filename: str,
+        code: bytes,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        only: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> list[Version]:
-        """Deploy a file: new versions of its applications, their pools made ready."""
+        """Deploy a file: new versions of its applications (``only``: of that one), their
+        pools made ready. ``extra``: keys stored with the versions' manifest."""
 
         async def prepare(manifest: dict[str, Any]) -> None:
             await self._prepare(manifest, namespace)
 
-        versions = await self.deployments.deploy(filename, code, prepare, namespace)
+        versions = await self.deployments.deploy(
+            filename, code, prepare, namespace, only=only, extra=extra
+        )
         await self.adopt_versions(versions)
         await self.leases.announce_deploy()
         return versions

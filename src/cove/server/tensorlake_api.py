@@ -19,15 +19,23 @@ Translations:
   ``FunctionRunCreated``, ``FunctionRunCompleted``, ``RequestProgressUpdated``,
   ``RequestFinished``);
 * errors answer with their message as plain text, which the SDK shows in
-  ``RemoteAPIError`` (``"<message> (Status Code: 404)"``).
+  ``RemoteAPIError`` (``"<message> (Status Code: 404)"``);
+* a deploy (``POST .../applications``, the SDK's multipart upload: ``code``, a ZIP of the
+  application's folder with ``.tensorlake_code_manifest.json``; ``application``, the
+  Tensorlake manifest) is a Cove deploy of that folder with the application's module as
+  its entry, making a new version of that application only; the uploaded manifest is kept
+  with the version and is what ``GET .../{app}`` answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import io
 import json
 import math
+import zipfile
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -35,21 +43,25 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
+from cove.blobs.base import BlobStore
 from cove.engine.deployments import Version
 from cove.engine.events import Entry
-from cove.engine.keys import namespace_of, public_name
+from cove.engine.keys import SEPARATOR, namespace_of, public_name, qualify
 from cove.errors import (
     ConflictError,
     CoveError,
     ErrorCode,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
 )
+from cove.sdk import bundle
 from cove.sdk.http import public_headers
 from cove.sdk.tensorlake_hints import fallback_hints
 from cove.server import auth, observe
-from cove.server.applications import engine_of
+from cove.server.applications import base_url, engine_of
 from cove.server.errors import STATUS_OF
 from cove.server.files import output_response
 from cove.server.inputs import (
@@ -63,6 +75,7 @@ from cove.server.inputs import (
 )
 from cove.server.requests import _outcome  # memory first, then the journal, as /output
 from cove.server.secrets import secret_store
+from cove.server.views import application as application_view
 from cove.server.views import iso
 from cove.store import journal as j
 
@@ -172,8 +185,25 @@ def _function(fn: dict[str, Any], app: dict[str, Any], entry: bool) -> dict[str,
     return data
 
 
+#: The key of a version's stored manifest that holds the Tensorlake manifests uploaded
+#: by the SDK's deployer, by application name.
+UPLOADED = "tensorlake_manifests"
+
+
+def uploaded_manifest(version: Version) -> dict[str, Any] | None:
+    """The Tensorlake manifest the SDK uploaded for this version (None: deployed by Cove)."""
+    found: dict[str, Any] | None = (version.manifest.get(UPLOADED) or {}).get(
+        public_name(version.app)
+    )
+    return found
+
+
 def manifest(version: Version) -> dict[str, Any]:
-    """The Tensorlake application manifest of a Cove version."""
+    """The Tensorlake application manifest of a Cove version: the one the SDK uploaded,
+    unchanged, else one built from Cove's."""
+    uploaded = uploaded_manifest(version)
+    if uploaded is not None:
+        return uploaded
     app = version.application
     hints = _hints(app)
     return {
@@ -228,6 +258,175 @@ async def list_applications(
         "applications": [manifest(v) for v in page],
         "cursor": _cursor(public_name(page[-1].app)) if more and page else None,
     }
+
+
+# -- deploying ------------------------------------------------------------------------------
+#: The code manifest in the SDK's ZIP: ``{"functions": {name: {"module_import_name"}}}``.
+CODE_MANIFEST = ".tensorlake_code_manifest.json"
+_CODE_MANIFEST_LIMIT = 1024 * 1024
+
+
+def _text_field(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidInputError(f"the deploy form field {name!r} must be text, not a file")
+
+
+def _uploaded(text: str | None) -> dict[str, Any]:
+    """The ``application`` part: the Tensorlake manifest, checked as Indexify checks it."""
+    if text is None:
+        raise InvalidInputError("a deploy needs the form field 'application': its manifest JSON")
+    try:
+        uploaded = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"the application manifest is not valid JSON: {exc}") from None
+    if not isinstance(uploaded, dict):
+        raise InvalidInputError("the application manifest must be a JSON object")
+    name = uploaded.get("name")
+    if not isinstance(name, str) or not name or SEPARATOR in name:
+        raise InvalidInputError("the application manifest needs a 'name': the application's")
+    functions = uploaded.get("functions")
+    entrypoint = uploaded.get("entrypoint")
+    if not isinstance(functions, dict) or not isinstance(entrypoint, dict):
+        raise InvalidInputError(
+            f"the manifest of application {name!r} needs 'functions' and 'entrypoint' objects"
+        )
+    entry = entrypoint.get("function_name")
+    if not isinstance(entry, str) or entry not in functions:
+        raise InvalidInputError(
+            f"the entrypoint function {entry!r} of application {name!r} is not one of its "
+            f"functions ({', '.join(sorted(map(str, functions))) or 'none'})"
+        )
+    return uploaded
+
+
+def entry_file(code: bytes, function: str) -> str | None:
+    """The file of the module that defines ``function``, from the ZIP's code manifest
+    (None: the ZIP has none; :func:`cove.sdk.bundle.read_bundle` then takes its only
+    top-level ``.py`` file)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(code)) as archive:
+            try:
+                info = archive.getinfo(CODE_MANIFEST)
+            except KeyError:
+                return None
+            if info.file_size > _CODE_MANIFEST_LIMIT:
+                raise InvalidInputError(f"the code's {CODE_MANIFEST} is too large")
+            described = json.loads(archive.read(info))
+    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError) as exc:
+        raise InvalidInputError(f"the code's {CODE_MANIFEST} cannot be read: {exc}") from None
+    try:
+        module = described["functions"][function]["module_import_name"]
+    except (KeyError, TypeError):
+        raise InvalidInputError(
+            f"the code's {CODE_MANIFEST} does not say which module defines {function!r}"
+        ) from None
+    if not isinstance(module, str) or not all(p.isidentifier() for p in module.split(".")):
+        raise InvalidInputError(f"{CODE_MANIFEST}: {module!r} is not a module name")
+    if "." in module:
+        raise InvalidInputError(
+            f"application function {function!r} is defined in module {module!r}: Cove deploys "
+            "an application from a module at the top of its folder (deploy from the "
+            "package's folder, or define the application in a top-level module)"
+        )
+    return f"{module}.py"
+
+
+def _deploy_lock(request: Request, app: str) -> asyncio.Lock:
+    """One deploy of an application at a time: the SDK's retry of a POST waits for the
+    first and then finds it done."""
+    locks: dict[str, asyncio.Lock] | None = getattr(request.app.state, "tensorlake_deploys", None)
+    if locks is None:
+        locks = request.app.state.tensorlake_deploys = {}
+    return locks.setdefault(app, asyncio.Lock())
+
+
+@router.post("/applications", summary="Tensorlake: deploy an application (the SDK's upload)")
+async def deploy(ns: str, request: Request) -> Response:
+    """The SDK's multipart deploy, one POST per application: ``code`` (a ZIP of the
+    application's folder, ``.tensorlake_code_manifest.json`` naming each function's
+    module), ``code_content_type`` (``application/zip``), ``application`` (the Tensorlake
+    manifest) and ``upgrade_requests_to_latest_code``.
+
+    A Cove deploy of the folder with the application's module as its entry: a new version
+    of that application only (the file's other applications come with their own POSTs),
+    storing the uploaded manifest, which ``GET .../{app}`` then answers unchanged. The
+    same code and manifest again (the SDK retries POSTs) is the version already deployed:
+    200 and nothing new. Another code or manifest under the same Tensorlake ``version``:
+    409, as Tensorlake keeps versions immutable."""
+    engine = engine_of(request)
+    try:
+        form = await request.form()
+    except Exception as exc:
+        raise InvalidInputError(f"a deploy needs a multipart/form-data body: {exc}") from None
+    code_part = form.get("code")
+    if not isinstance(code_part, UploadFile):
+        raise InvalidInputError("a deploy needs a 'code' file part: a ZIP of the code")
+    content_type = _text_field(form, "code_content_type")
+    if content_type is not None and content_type.strip().lower() not in bundle.ZIP_CONTENT_TYPES:
+        raise InvalidInputError(
+            f"code_content_type {content_type[:100]!r} is not supported: the code must be "
+            f"{bundle.CONTENT_TYPE}"
+        )
+    upgrade = (_text_field(form, "upgrade_requests_to_latest_code") or "false").strip().lower()
+    if upgrade not in ("true", "false"):
+        raise InvalidInputError(
+            f"upgrade_requests_to_latest_code must be true or false, not {upgrade[:100]!r}"
+        )
+    uploaded = _uploaded(_text_field(form, "application"))
+    name: str = uploaded["name"]
+    data = await code_part.read()
+    limit = engine.settings.max_code_bytes
+    if not bundle.is_zip(data):
+        raise InvalidInputError(f"the code of application {name!r} is not a ZIP archive")
+    if len(data) > limit:
+        raise PayloadTooLargeError(
+            f"the code is {len(data)} bytes: at most {limit} accepted", limit=limit
+        )
+    loop = asyncio.get_running_loop()
+    entry = await loop.run_in_executor(
+        None, entry_file, data, uploaded["entrypoint"]["function_name"]
+    )
+    filename, code = await loop.run_in_executor(None, bundle.read_bundle, data, entry, limit)
+    namespace = auth.principal(request).namespace
+    app = qualify(namespace, name)
+    async with _deploy_lock(request, app):
+        versions = _same_deploy(request, app, code, uploaded)
+        created = not versions
+        if created:
+            versions = await engine.deploy(
+                filename, code, namespace, only=name, extra={UPLOADED: {name: uploaded}}
+            )
+    body = {
+        "applications": [application_view(v, base_url(request)) for v in versions],
+        "created": created,
+    }
+    return JSONResponse(body, status_code=200)
+
+
+def _same_deploy(
+    request: Request, app: str, code: bytes, uploaded: dict[str, Any]
+) -> list[Version]:
+    """The latest version, when it is this very upload ([]: deploy it)."""
+    try:
+        latest = engine_of(request).deployments.get(app)
+    except NotFoundError:
+        return []
+    before = uploaded_manifest(latest)
+    if before is None:
+        return []  # deployed by Cove: a Tensorlake deploy makes a version of its own
+    same_code = latest.code_blob == BlobStore.key_of(code)
+    if same_code and before == uploaded:
+        return [latest]
+    if before.get("version") is not None and before.get("version") == uploaded.get("version"):
+        raise ConflictError(
+            f"version {uploaded['version']!r} of application {uploaded['name']!r} is "
+            "already deployed with other "
+            + ("settings" if same_code else "code")
+            + ": a version never changes; deploy under a new version"
+        )
+    return []
 
 
 @router.get("/applications/{app}", summary="Tensorlake: an application's manifest")
