@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     REQUEST_TIMEOUT = "request_timeout"
     HEADERS_TOO_LARGE = "headers_too_large"
     BLOB_MISSING = "blob_missing"
+    STORAGE_FULL = "storage_full"
     INTERNAL = "internal_error"
 
 
@@ -182,6 +183,46 @@ def blob_missing(key: str, store: str) -> BlobMissingError:
     )
 
 
+class StorageFullError(CoveError):
+    """The server's storage is full: a write to the data folder's file system (the SQLite
+    database, a blob, a log or code file) failed with ``ENOSPC``, or the database said it
+    is full. Nothing of the operation was kept; it can be sent again once space is freed."""
+
+    code = ErrorCode.STORAGE_FULL
+
+
+#: SQLite's result code for "database or disk is full" (SQLITE_FULL).
+_SQLITE_FULL = 13
+#: PostgreSQL's SQLSTATE for disk_full.
+_PG_DISK_FULL = "53100"
+
+
+def storage_full(exc: BaseException | None) -> StorageFullError | None:
+    """``exc`` as a :class:`StorageFullError` when it (or an error it was raised from or
+    while handling) says the storage is full: ``OSError`` ``ENOSPC``/``EDQUOT``, SQLite's
+    ``SQLITE_FULL`` or PostgreSQL's ``disk_full``, also wrapped by SQLAlchemy; else None."""
+    import errno
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StorageFullError):
+            return exc
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = full or getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+        full = full or getattr(exc, "sqlstate", None) == _PG_DISK_FULL
+        if full or "database or disk is full" in str(exc):
+            text = str(exc).strip().splitlines()  # not SQLAlchemy's [SQL: ...] lines
+            err = StorageFullError(
+                f"the server's storage is full: {text[0] if text else type(exc).__name__}"
+            )
+            err.__cause__ = exc
+            return err
+        orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's
+        exc = orig if isinstance(orig, BaseException) else (exc.__cause__ or exc.__context__)
+    return None
+
+
 class InternalError(CoveError):
     """A bug or an unexpected failure inside Cove itself."""
 
@@ -274,6 +315,7 @@ _BY_CODE: dict[str, type[CoveError]] = {
     ErrorCode.UNAUTHENTICATED.value: AuthenticationError,
     ErrorCode.FORBIDDEN.value: ForbiddenError,
     ErrorCode.BLOB_MISSING.value: BlobMissingError,
+    ErrorCode.STORAGE_FULL.value: StorageFullError,
 }
 
 

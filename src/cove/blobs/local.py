@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from cove.blobs.base import CHUNK, BlobInfo, BlobRef, BlobStore, BlobWriter, Partial, check_key
+from cove.errors import StorageFullError, storage_full
 
 
 class _LocalWriter(BlobWriter):
@@ -16,11 +19,28 @@ class _LocalWriter(BlobWriter):
         super().__init__()
         self.store = store
         self.tmp = store.tmp_dir / f"{uuid.uuid4().hex}"
-        self._fh: BinaryIO | None = open(self.tmp, "xb")  # noqa: SIM115 (closed by commit/abort)
+        self._fh: BinaryIO | None = None
+        try:
+            self._fh = open(self.tmp, "xb")  # noqa: SIM115 (closed by commit/abort)
+        except OSError as exc:
+            raise self._full(exc) from exc
 
     def _write(self, chunk: bytes) -> None:
         assert self._fh is not None, "write after commit or abort"
-        self._fh.write(chunk)
+        try:
+            self._fh.write(chunk)
+        except OSError as exc:
+            raise self._full(exc) from exc
+
+    def _full(self, exc: OSError) -> OSError | StorageFullError:
+        """``exc`` as StorageFullError when the disk is full, after dropping the temporary
+        file at once: its space is free again and no partial blob is left behind."""
+        full = storage_full(exc)
+        if full is None:
+            return exc
+        self.abort()
+        self.store.full_since = self.store.full_since or time.time()
+        return full
 
     def commit(self) -> BlobRef:
         assert self._fh is not None, "commit after commit or abort"
@@ -40,15 +60,21 @@ class _LocalWriter(BlobWriter):
                 os.replace(self.tmp, path)  # atomic: readers see all of it or nothing
                 if self.store.fsync:
                     _fsync_dir(path.parent)
-        except BaseException:
-            fh.close()
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # its buffer may not fit either
+                fh.close()
             self.tmp.unlink(missing_ok=True)
+            full = storage_full(exc)
+            if full is not None and full is not exc:
+                self.store.full_since = self.store.full_since or time.time()
+                raise full from exc
             raise
         return BlobRef(key, self.size)
 
     def abort(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):  # a full disk may refuse its last buffer
+                self._fh.close()
             self._fh = None
         self.tmp.unlink(missing_ok=True)
 
@@ -59,6 +85,9 @@ class LocalBlobStore(BlobStore):
     def __init__(self, root: Path, fsync: bool = True) -> None:
         self.root = Path(root).resolve()
         self.fsync = fsync
+        #: When a write last found the disk full (None: not since the last check found room;
+        #: see cove.server.health).
+        self.full_since: float | None = None
         self.tmp_dir = self.root / ".tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 

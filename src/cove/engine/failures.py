@@ -2,8 +2,9 @@
 
 Every path ends in one of these reasons: ``function_error``, ``function_timeout``,
 ``request_error``, ``out_of_memory``, ``cancelled``, ``internal_error``,
-``constraint_unsatisfiable``, ``blob_missing`` (plus ``container_lost``, which is retried, and
-``child_failed`` inside containers, which takes the reason of the child that failed).
+``constraint_unsatisfiable``, ``blob_missing``, ``storage_full`` (plus ``container_lost``,
+which is retried, and ``child_failed`` inside containers, which takes the reason of the child
+that failed).
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def request_error(failure: dict[str, Any]) -> dict[str, Any]:
         "error_type": failure.get("error_type"),
         "traceback": failure.get("traceback"),
     }
+
+
+def storage_full(message: str, function_name: str | None = None) -> dict[str, Any]:
+    """The server's storage was full where a call or request needed to write (not the
+    code's fault, so no user retry is spent on it)."""
+    return failure("storage_full", function_name, message, "StorageFullError")
 
 
 def internal(message: str) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cove.engine.failures import failure
+from cove.engine.failures import storage_full as storage_full_failure
 from cove.engine.secrets import MissingSecretsError, SecretStore
-from cove.errors import CoveError
+from cove.errors import CoveError, storage_full
 from cove.runtime.base import Container, ContainerRuntime, ContainerSpec
 from cove.runtime.gpus import GpuAllocator, gpu_env
 from cove.runtime.images import BuiltImage, ImageBuilder
@@ -367,12 +368,14 @@ class Pool:
         except TimeoutError:
             first = ("init_failed", _init_timeout(self.name, self.start_timeout))
         except Exception as exc:
-            log.exception("container for %s failed to start", self.name)
-            first = (
-                None
-                if container is not None
-                else ("init_failed", _start_failure(self.name, repr(exc)))
-            )
+            full = storage_full(exc)
+            if full is not None:  # its log, record or temporary folder did not fit
+                log.warning("container for %s failed to start: %s", self.name, full.message)
+                why = storage_full_failure(full.message, self.name)
+            else:
+                log.exception("container for %s failed to start", self.name)
+                why = _start_failure(self.name, repr(exc))
+            first = None if container is not None else ("init_failed", why)
         self.starting -= 1
         self._freed()
         if first is None or first[0] != "ready":

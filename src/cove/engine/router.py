@@ -28,12 +28,15 @@ from cove.engine.model import Call, Outcome, RequestRun, Waiter
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool, PoolHooks, Slot
 from cove.engine.settings import Settings
+from cove.errors import storage_full
 from cove.sdk.retries import Retries
 from cove.store import Store
 from cove.store import journal as j
 
 log = logging.getLogger(__name__)
 RECENT_OUTCOMES = 4096
+#: An outcome whose write met a full disk is written again after this long, until it fits.
+STORAGE_RETRY_SECONDS = 0.5
 
 
 class CallRouter(PoolHooks):
@@ -47,6 +50,8 @@ class CallRouter(PoolHooks):
     recent: OrderedDict[str, Outcome]
     _loop: asyncio.AbstractEventLoop | None
     _drained: asyncio.Event
+    #: Outcome writes waiting for room on a full disk (their requests wait meanwhile).
+    storage_waiting: int = 0
 
     def _pool(self, version: Version, function: str) -> Pool:
         raise NotImplementedError
@@ -278,7 +283,7 @@ class CallRouter(PoolHooks):
             if finishes_request and not run.finished:
                 self._close(run, "succeeded")
 
-        self.store.submit(write, on_loop=after(committed))
+        self._record(write, committed)
 
     def _attempt_failed(self, call: Call, failure: dict[str, Any]) -> None:
         self._end_attempt(
@@ -344,7 +349,33 @@ class CallRouter(PoolHooks):
             if fails_request and not run.finished:
                 self._close(run, "failed", error)
 
-        self.store.submit(write, on_loop=after(committed))
+        self._record(write, committed)
+
+    def _record(
+        self, write: Callable[[Any], None], committed: Callable[[], None], waited: bool = False
+    ) -> None:
+        """Write an outcome (a call's output or failure, a state entry), then run
+        ``committed``. One that meets a full disk is not dropped: it is written again every
+        STORAGE_RETRY_SECONDS until there is room, and what waits on it (the parent call,
+        the request) waits meanwhile, paused rather than failed."""
+
+        def done(_result: Any, error: BaseException | None) -> None:
+            full = storage_full(error)
+            if full is not None:
+                if not waited:
+                    self.storage_waiting += 1
+                    log.warning("an outcome waits for room on a full disk: %s", full.message)
+                assert self._loop is not None
+                self._loop.call_later(STORAGE_RETRY_SECONDS, self._record, write, committed, True)
+                return
+            if waited:
+                self.storage_waiting -= 1
+            if error is not None:
+                log.error("journal write failed: %s", error)
+                return
+            committed()
+
+        self.store.submit(write, on_loop=done)
 
     def _deliver(self, call: Call, ok: bool, data: Any) -> None:
         for w in call.waiters:
@@ -412,7 +443,7 @@ class CallRouter(PoolHooks):
         def write(conn: Any) -> None:
             j.set_state(conn, request_id, key, self.payloads.keep(data), now)
 
-        self.store.submit(write, on_loop=after(lambda: slot.container.send(("ack", token))))
+        self._record(write, lambda: slot.container.send(("ack", token)))
 
     # -- containers ---------------------------------------------------------------------
     def on_lost(self, slot: Slot) -> None:
@@ -473,18 +504,6 @@ class CallRouter(PoolHooks):
         self._attempt_failed(
             call, make_failure("function_timeout", call.function, message, "TimeoutError")
         )
-
-
-def after(fn: Callable[[], None]) -> Callable[[Any, BaseException | None], None]:
-    """A store callback that runs ``fn`` once the write committed."""
-
-    def done(_result: Any, error: BaseException | None) -> None:
-        if error is not None:
-            log.error("journal write failed: %s", error)
-            return
-        fn()
-
-    return done
 
 
 def _serves(slot: Slot, request_id: object, call_id: object | None = None) -> bool:

@@ -227,9 +227,14 @@ class LocalProcessRuntime(ContainerRuntime):
         finally:
             child.close()
         record = self.records / str(pid)
-        record.write_text(spec.container_id)
         reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
-        return LocalContainer(spec, pid, reader, writer, record, tmp, process, template, token)
+        container = LocalContainer(spec, pid, reader, writer, record, tmp, process, template, token)
+        try:
+            record.write_text(spec.container_id)
+        except OSError:  # a full disk: a container without its record must not live on
+            await container.kill()
+            raise
+        return container
 
     def _pick_cores(self, cpu: float) -> list[int]:
         """Cores for a container of ``cpu`` CPUs, taken round-robin so containers spread."""

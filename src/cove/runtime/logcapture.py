@@ -11,6 +11,7 @@ or subprocesses, straight to the file descriptors) reaches only the container's 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import sys
@@ -99,10 +100,14 @@ class CallOutput(io.TextIOBase):
         scope = current_scope()
         if scope is not None and text:
             self.shipper.write(scope.request_id, scope.call_id, self.stream, text)
-        return self.original.write(text)
+        try:
+            return self.original.write(text)
+        except OSError:  # the container's log file on a full disk: its lines still reach
+            return len(text)  # the server above; a print() must not fail the call
 
     def flush(self) -> None:
-        self.original.flush()
+        with contextlib.suppress(OSError):
+            self.original.flush()
 
     def fileno(self) -> int:
         return self.original.fileno()
@@ -133,7 +138,8 @@ class CallLogHandler(logging.Handler):
             scope = current_scope()
             if scope is not None:
                 self.shipper.record(scope.request_id, scope.call_id, record.levelname, text)
-            self.fallback.write(f"{record.levelname} {text}\n")
+            with contextlib.suppress(OSError):  # the log file on a full disk
+                self.fallback.write(f"{record.levelname} {text}\n")
         except Exception:
             self.handleError(record)
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from cove import __version__
 from cove.blobs.cleanup import Cleaner
@@ -19,6 +20,7 @@ from cove.server import (
     applications,
     auth,
     errors,
+    health,
     images,
     observe,
     prometheus,
@@ -73,9 +75,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     ui.install(app)  # the dashboard at /ui
     app.include_router(prometheus.router)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/healthz", tags=["health"], summary="Liveness, and room on the storage")
+    async def healthz(request: Request) -> JSONResponse:
+        """``{"status": "ok", "version", "storage"}``; ``503`` with ``"status":
+        "storage_full"`` while the data folder's disk (or the database) is full: requests
+        and deploys answer ``507`` then, running requests wait; it clears by itself once
+        there is room (see cove.server.health)."""
+        engine = getattr(request.app.state, "engine", None)
+        room = await health.storage(engine) if engine is not None else None
+        full = room is not None and room["full"]
+        body: dict[str, Any] = {"status": "storage_full" if full else "ok", "version": __version__}
+        if room is not None:
+            body["storage"] = room
+        return JSONResponse(body, status_code=503 if full else 200)
 
     @app.get("/status", tags=["health"], summary="The machine: capacity, GPUs, regions")
     async def machine(request: Request) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from cove.errors import CoveError, ErrorCode
+from cove.errors import CoveError, ErrorCode, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ STATUS_OF: dict[ErrorCode, int] = {
     # Data the server's blob store should hold and does not: the server's fault (or its
     # configuration's), not the client's, and not transient either, so no 503.
     ErrorCode.BLOB_MISSING: 500,
+    # The data folder's file system (or the database) is full: nothing was kept; the same
+    # call succeeds once space is freed (WebDAV's Insufficient Storage).
+    ErrorCode.STORAGE_FULL: 507,
     ErrorCode.INTERNAL: 500,
 }
 
@@ -50,8 +53,22 @@ def install(app: FastAPI) -> None:
     async def on_cove_error(_request: Request, exc: CoveError) -> JSONResponse:
         return error_response(exc)
 
+    @app.exception_handler(OSError)
+    async def on_os_error(_request: Request, exc: OSError) -> JSONResponse:
+        # Handled here, not below: an error that reaches Starlette's last handler also
+        # closes the client's connection after the answer.
+        full = storage_full(exc)
+        if full is not None:  # ENOSPC where no write path turned it into a CoveError
+            return error_response(full)
+        log.exception("unexpected error")
+        body = {"error": {"code": ErrorCode.INTERNAL.value, "message": f"internal error: {exc}"}}
+        return JSONResponse(body, status_code=500)
+
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        full = storage_full(exc)
+        if full is not None:  # SQLITE_FULL, PostgreSQL's disk_full
+            return error_response(full)
         log.exception("unexpected error")
         body = {"error": {"code": ErrorCode.INTERNAL.value, "message": f"internal error: {exc}"}}
         return JSONResponse(body, status_code=500)

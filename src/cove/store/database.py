@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+from cove.errors import storage_full
 from cove.store.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Store:
         self._seq = itertools.count()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
+        #: When a write last failed for a full disk (None: not since a check found room).
+        self.full_since: float | None = None
         self._thread.start()
 
     # -- writing ------------------------------------------------------------------------
@@ -186,8 +189,15 @@ class Store:
                 for item in batch:
                     self._commit([item])
                 return
-            log.exception("store write failed")
-            self._notify([(batch[0], None, _current_error())])
+            error: BaseException = _current_error()
+            full = storage_full(error)
+            if full is not None:  # a full disk: the waiter hears storage_full (HTTP 507)
+                self.full_since = self.full_since or time.time()
+                log.warning("store write failed: %s", full.message)
+                error = full
+            else:
+                log.exception("store write failed")
+            self._notify([(batch[0], None, error)])
             return
         self._notify([(item, result, None) for item, result in zip(batch, results, strict=True)])
 
