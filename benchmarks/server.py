@@ -54,9 +54,18 @@ class ServerProcess:
     #: script that patches the server before running the same CLI).
     launcher: tuple[str, ...] = ("-m", "cove.cli.main")
 
-    def __init__(self, data_dir: Path, synchronous: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        synchronous: str | None = None,
+        env: dict[str, str | None] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.synchronous = synchronous
+        #: Added to (or replacing) this process's environment; None removes a variable.
+        self.env = dict(env or {})
+        self.args = args  # more ``cove server`` options
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -77,10 +86,15 @@ class ServerProcess:
         env.pop("COVE_SQLITE_SYNCHRONOUS", None)
         if self.synchronous is not None:
             env["COVE_SQLITE_SYNCHRONOUS"] = self.synchronous
+        for key, value in self.env.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         self._log = open(self.log_path, "ab")  # noqa: SIM115
         command = [
             sys.executable, *self.launcher, "server",
-            "--port", str(self.port), "--data-dir", str(self.data_dir),
+            "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args,
         ]  # fmt: skip
         began = time.perf_counter()
         self.process = subprocess.Popen(
