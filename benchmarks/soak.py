@@ -654,7 +654,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="A steady mixed load on a cove server for N minutes; samples and a verdict.",
     )
     d = Config(minutes=0)
-    parser.add_argument("--minutes", type=float, required=True, help="how long the load runs")
+    parser.add_argument("--minutes", type=float, help="how long the load runs")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
         "--database-url", help="with --database postgresql: a server to create a database on "
@@ -686,6 +686,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="default: benchmarks/results/soak-<database>.json; the plot beside",
     )
     parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="run nothing: judge, plot (and --publish) a saved run again",
+    )
+    parser.add_argument(
         "--publish",
         action="store_true",
         help="write docs/soak.png and the Soak section of docs/benchmarks.md",
@@ -695,6 +702,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json is not None:
+        return finish(rejudge(json.loads(args.from_json.read_text())), args.from_json, args)
+    if args.minutes is None:
+        print("--minutes is required (or --from-json)", file=sys.stderr)
+        return 2
     if args.retention_seconds < 9:
         print("--retention-seconds must be at least 9", file=sys.stderr)
         return 2
@@ -718,6 +730,22 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or RESULTS / f"soak-{config.database}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    return finish(results, out, args)
+
+
+def rejudge(results: dict[str, Any]) -> dict[str, Any]:
+    """A saved run's verdict again, by this version's checks."""
+    config = Config(**results["config"])
+    results["warmup_s"] = warmup_seconds(config)
+    alive = not any("server exited" in c["detail"] for c in results["verdict"]["checks"])
+    results["verdict"] = verdict(
+        results["samples"], results["load"], results["warmup_s"], rows_limit(config), alive
+    )
+    return results
+
+
+def finish(results: dict[str, Any], out: Path, args: argparse.Namespace) -> int:
+    """The report, the plot beside ``out`` and, with ``--publish``, the docs."""
     picture = plot(results, out.with_suffix(".png"))
     print(report(results))
     print(f"results: {out}" + (f", plot: {picture}" if picture else ""))

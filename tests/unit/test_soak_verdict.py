@@ -89,3 +89,22 @@ def test_publish_replaces_only_the_soak_block(tmp_path: Path) -> None:
     assert text.startswith("# Benchmarks\n\n## Soak\n\nprose\n\n") and text.endswith("\nafter\n")
     assert "old" not in text and "**1.0 minutes**" in text and "| memory flat | ✅ flat |" in text
     assert "![Soak: memory, descriptors, containers, database](soak.png)" in text
+
+
+def test_a_saved_run_is_judged_and_plotted_again(tmp_path: Path) -> None:
+    import json
+
+    from benchmarks.soak import main
+
+    saved = tmp_path / "soak.json"
+    results = {
+        "config": Config(minutes=5, retention_seconds=60, cleanup_seconds=10).to_dict(),
+        "machine": {"date": "2025-01-01 00:00 UTC", "cores": 2, "cpu": "cpu", "python": "3.11"},
+        "duration_s": 300.0,
+        "load": LOAD,
+        "samples": steady(),
+        "verdict": {"passed": False, "warmup_s": 0, "checks": []},
+    }
+    saved.write_text(json.dumps(results))
+    assert main(["--from-json", str(saved)]) == 0
+    assert (tmp_path / "soak.png").read_bytes()[:4] == b"\x89PNG"
