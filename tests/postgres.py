@@ -74,7 +74,7 @@ class PostgresServer:
             "initdb", "-D", str(self.data), "-U", self.user, "--auth=trust",
             "--no-sync", "-E", "UTF8",
         )  # fmt: skip
-        options = (
+        self._options = options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
             "-c fsync=off -c max_connections=400 -c shared_buffers=64MB"
         )
@@ -83,6 +83,24 @@ class PostgresServer:
             "-w", "-t", "60", "start",
         )  # fmt: skip
         return self
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m immediate``: every connection cut, crash recovery at start."""
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-m", "immediate", "-l", str(self.root / "log"),
+            "-w", "-t", "60", "restart",
+        )  # fmt: skip
+
+    def stop_now(self) -> None:
+        """``pg_ctl stop -m immediate``, the server left down until :meth:`start_again`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def start_again(self) -> None:
+        """Start a server stopped with :meth:`stop_now` (its options as before)."""
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", self._options, "-l", str(self.root / "log"),
+            "-w", "-t", "60", "start",
+        )  # fmt: skip
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"

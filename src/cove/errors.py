@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     FUNCTION_TIMEOUT = "function_timeout"
     CANCELLED = "cancelled"
     UNAVAILABLE = "unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     UNAUTHENTICATED = "unauthenticated"
@@ -138,6 +139,14 @@ class UnavailableError(CoveError):
     """The server is shutting down or not ready."""
 
     code = ErrorCode.UNAVAILABLE
+
+
+class DatabaseUnavailableError(UnavailableError):
+    """The database cannot be reached right now (restarting, failing over, cut off): the
+    operation was not done; send it again after ``retry_after`` seconds (HTTP 503 with
+    ``Retry-After``)."""
+
+    code = ErrorCode.DATABASE_UNAVAILABLE
 
 
 class PayloadTooLargeError(CoveError):
@@ -311,6 +320,7 @@ _BY_CODE: dict[str, type[CoveError]] = {
     ErrorCode.FUNCTION_TIMEOUT.value: RequestFailed,
     ErrorCode.CANCELLED.value: RequestFailed,
     ErrorCode.UNAVAILABLE.value: UnavailableError,
+    ErrorCode.DATABASE_UNAVAILABLE.value: DatabaseUnavailableError,
     ErrorCode.INTERNAL.value: InternalError,
     ErrorCode.UNAUTHENTICATED.value: AuthenticationError,
     ErrorCode.FORBIDDEN.value: ForbiddenError,

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from cove.errors import CoveError, ErrorCode, storage_full
+from cove.errors import CoveError, DatabaseUnavailableError, ErrorCode, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ STATUS_OF: dict[ErrorCode, int] = {
     ErrorCode.FUNCTION_TIMEOUT: 500,
     ErrorCode.CANCELLED: 409,
     ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.DATABASE_UNAVAILABLE: 503,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.RANGE_NOT_SATISFIABLE: 416,
     ErrorCode.UNAUTHENTICATED: 401,
@@ -44,8 +45,16 @@ STATUS_OF: dict[ErrorCode, int] = {
 }
 
 
+#: ``Retry-After`` (seconds) of a 503 whose error does not say (``retry_after``).
+RETRY_AFTER_SECONDS = 1
+
+
 def error_response(err: CoveError) -> JSONResponse:
-    return JSONResponse({"error": err.to_dict()}, status_code=STATUS_OF.get(err.code, 500))
+    status = STATUS_OF.get(err.code, 500)
+    headers = {}
+    if status == 503:  # try again later: say when
+        headers["Retry-After"] = str(int(err.details.get("retry_after") or RETRY_AFTER_SECONDS))
+    return JSONResponse({"error": err.to_dict()}, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -69,6 +78,12 @@ def install(app: FastAPI) -> None:
         full = storage_full(exc)
         if full is not None:  # SQLITE_FULL, PostgreSQL's disk_full
             return error_response(full)
+        from cove.store.database import RETRY_AFTER_SECONDS as wait
+        from cove.store.database import connection_lost
+
+        if connection_lost(exc):  # the database went away under a read or write
+            message = f"the database is unreachable: {str(exc).splitlines()[0]}"
+            return error_response(DatabaseUnavailableError(message, retry_after=wait))
         log.exception("unexpected error")
         body = {"error": {"code": ErrorCode.INTERNAL.value, "message": f"internal error: {exc}"}}
         return JSONResponse(body, status_code=500)
