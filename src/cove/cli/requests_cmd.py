@@ -41,11 +41,33 @@ _WAIT_CHUNK = 30.0
 
 
 # -- invoke -------------------------------------------------------------------------------
-def _split(option: str, raw: str) -> tuple[str, str]:
+#: The ``--arg`` and ``--file`` options, shared by ``cove invoke`` and ``cove run``.
+ArgOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--arg", "-a", help="NAME=VALUE argument (VALUE is JSON, else a string). Repeatable."
+    ),
+]
+FileOption = Annotated[
+    list[str] | None, typer.Option("--file", "-f", help="NAME=PATH file argument. Repeatable.")
+]
+
+
+def split_named(option: str, raw: str) -> tuple[str, str]:
+    """``NAME=VALUE`` of an ``--arg`` or ``--file`` option, or a clear failure."""
     name, sep, value = raw.partition("=")
     if not sep or not name.strip():
         fail(f"{option} expects NAME=VALUE, got {raw!r}")
     return name.strip(), value
+
+
+def read_file_argument(name: str, where: str) -> tuple[str, bytes, str]:
+    """A ``--file NAME=PATH`` option's file: its name, bytes and guessed content type."""
+    path = Path(where).expanduser()
+    if not path.is_file():
+        fail(f"--file {name}: {path} is not a file")
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return path.name, path.read_bytes(), content_type
 
 
 def _as_json_part(value: str) -> bytes:
@@ -73,19 +95,15 @@ def build_body(json_value: str | None, args: list[str], files: list[str]) -> dic
         return {}
     parts: dict[str, tuple[str, bytes, str]] = {}
     for raw in args:
-        name, value = _split("--arg", raw)
+        name, value = split_named("--arg", raw)
         if name in parts:
             fail(f"argument {name!r} is given more than once")
         parts[name] = (f"{name}.json", _as_json_part(value), "application/json")
     for raw in files:
-        name, where = _split("--file", raw)
+        name, where = split_named("--file", raw)
         if name in parts:
             fail(f"argument {name!r} is given more than once")
-        path = Path(where).expanduser()
-        if not path.is_file():
-            fail(f"--file {name}: {path} is not a file")
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        parts[name] = (path.name, path.read_bytes(), content_type)
+        parts[name] = read_file_argument(name, where)
     return {"files": parts}
 
 
@@ -140,15 +158,8 @@ def invoke(
         str | None,
         typer.Option("--json", "-j", help="JSON value sent as the body: the single argument."),
     ] = None,
-    arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--arg", "-a", help="NAME=VALUE argument (VALUE is JSON, else a string). Repeatable."
-        ),
-    ] = None,
-    file: Annotated[
-        list[str] | None, typer.Option("--file", "-f", help="NAME=PATH file argument. Repeatable.")
-    ] = None,
+    arg: ArgOption = None,
+    file: FileOption = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait for the output and print it.")
     ] = True,

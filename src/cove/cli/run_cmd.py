@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from cove.cli.output import console, describe_error, err_console, fail, handle_errors, print_json
+from cove.cli.requests_cmd import ArgOption, FileOption, read_file_argument, split_named
 from cove.errors import RequestFailed
 from cove.sdk.codec import application_signature
 from cove.sdk.decorators import registered_functions
@@ -40,13 +40,6 @@ def _body(raw: str) -> HttpBody:
     return HttpBody(raw.encode(), "application/json")
 
 
-def _named(option: str, raw: str) -> tuple[str, str]:
-    name, sep, value = raw.partition("=")
-    if not sep or not name.strip():
-        fail(f"{option} expects NAME=VALUE, got {raw!r}")
-    return name.strip(), value
-
-
 def _application(path: Path, app: str) -> Function:
     path = path.expanduser().resolve()
     if not path.is_file():
@@ -73,15 +66,8 @@ def run(
             show_default=False,
         ),
     ] = None,
-    arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--arg", "-a", help="NAME=VALUE argument (VALUE is JSON, else a string). Repeatable."
-        ),
-    ] = None,
-    file_arg: Annotated[
-        list[str] | None, typer.Option("--file", "-f", help="NAME=PATH file argument. Repeatable.")
-    ] = None,
+    arg: ArgOption = None,
+    file_arg: FileOption = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write a File output to this path.")
     ] = None,
@@ -104,19 +90,16 @@ def run(
     ]
     kwargs: dict[str, Any] = {}
     for raw in arg or []:
-        name, value = _named("--arg", raw)
+        name, value = split_named("--arg", raw)
         if name in kwargs:
             fail(f"argument {name!r} is given more than once")
         kwargs[name] = _body(value) if name in raw_bodies else _value(value)
     for raw in file_arg or []:
-        name, where = _named("--file", raw)
+        name, where = split_named("--file", raw)
         if name in kwargs:
             fail(f"argument {name!r} is given more than once")
-        path = Path(where).expanduser()
-        if not path.is_file():
-            fail(f"--file {name}: {path} is not a file")
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        kwargs[name] = File(path.read_bytes(), content_type)
+        _, content, content_type = read_file_argument(name, where)
+        kwargs[name] = File(content, content_type)
     request = run_local_application(fn, *positional, **kwargs)
     try:
         output = request.output()
