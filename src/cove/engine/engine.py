@@ -14,6 +14,7 @@ import logging
 import pickle
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +216,11 @@ class Engine(CallRouter):
             except BlobMissingError as exc:  # a payload of it is not in the blob store
                 why = failure("blob_missing", None, exc.message, "BlobMissingError")
         await self.store.write(
-            functools.partial(
-                j.finish_request, request_id=rid, status="failed", now=time.time(), error=why
+            self._guard(
+                rid,
+                functools.partial(
+                    j.finish_request, request_id=rid, status="failed", now=time.time(), error=why
+                ),
             )
         )
 
@@ -530,7 +534,10 @@ class Engine(CallRouter):
                 )
 
     def _fence(self, conn: Any, run: RequestRun) -> None:
-        self.leases.fence(conn, run.id)
+        self.leases.finishing(conn, run.id)
+
+    def _guard(self, request_id: str, op: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return self.leases.guard(request_id, op)
 
     def on_gpus_freed(self) -> None:
         self.capacity.freed()

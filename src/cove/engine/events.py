@@ -115,6 +115,11 @@ class EventLog:
         # Set when other replicas share the database (cove.engine.leases): a request run
         # elsewhere is followed by reading its journaled entries this often.
         self.poll_interval: float | None = None
+        # Set by cove.engine.leases when replicas share the database: ``fence(conn, ids)``
+        # says which requests this replica may no longer write for (their rows are dropped)
+        # and ``refusal(request_id)`` counts a write refused.
+        self.fence: Callable[[Any, set[str]], set[str]] | None = None
+        self.refusal: Callable[[str], None] | None = None
 
     # -- what the engine reports --------------------------------------------------------
     def opened(self, run: RequestRun) -> None:
@@ -254,6 +259,14 @@ class EventLog:
         with self._rows_lock:
             events, logs = self._rows
             self._rows = ([], [])
+        if self.fence is not None:  # rows of requests another replica runs now: dropped
+            refused = self.fence(conn, {r["request_id"] for r in [*events, *logs]})
+            if refused:
+                events = [r for r in events if r["request_id"] not in refused]
+                logs = [r for r in logs if r["request_id"] not in refused]
+                for request_id in sorted(refused):
+                    if self.refusal is not None:
+                        self.refusal(request_id)
         obs.add_events(conn, events)
         obs.add_logs(conn, logs)
 

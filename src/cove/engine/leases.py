@@ -10,9 +10,15 @@ waiting on another replica), when leases are released (a replica stopping) and o
 polling is the fallback for every one of them. Times are the database's, so replicas'
 clocks need not agree.
 
-Fencing: the write that finishes a request checks, in its transaction, that this replica
-still holds the lease; a replica that finds a lease lost drops the request and stops its
-running calls. On SQLite (one server) none of this runs.
+Fencing: every journal write that belongs to a request (a call's start, attempts, outputs
+and failures, its children, request state, progress, metrics, events and logs, the
+request's end) checks, in the transaction that commits it, that this replica still holds
+the request's lease: one ``SELECT ... FOR SHARE`` of the lease rows of all the requests a
+transaction writes for (:meth:`Leases.refused`), so a takeover, which updates the row,
+waits for that transaction, and a transaction after the takeover sees the new owner. A
+refused write is dropped (nothing of it is written), counted (``fenced_writes``), and the
+replica drops the request and stops its running calls, as when its round finds a lease
+lost. On SQLite (one server) none of this runs.
 
 Each replica also keeps a row of ``replicas`` (renewed with its leases, deleted when it
 stops), so ``GET /status`` on any replica lists the live ones, idle ones included.
@@ -31,8 +37,9 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -53,6 +60,7 @@ if TYPE_CHECKING:
     from cove.engine.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CLAIM_BATCH = 100
 #: How often a client waiting on another replica's request reads its row (NOTIFY wakes it
@@ -119,11 +127,33 @@ _OTHERS_ALIVE = text(
 #: The most request ids ``GET /status`` lists (their count is always given).
 LISTED_REQUESTS = 100
 _LOCK = text("SELECT owner FROM request_leases WHERE request_id = :rid FOR UPDATE")
+#: The fence: the owners of the requests a transaction writes for, their rows locked until
+#: it commits (a takeover's UPDATE waits for it). In id order, so two writers never deadlock.
+_OWNERS = text(
+    "SELECT request_id, owner FROM request_leases WHERE request_id = ANY(:ids) "
+    "ORDER BY request_id FOR SHARE"
+)
+#: Of requests without a lease row: those that finished (their lease forgotten). The others
+#: are created in the very transaction asking (their row is not there yet).
+_ENDED = text(
+    "SELECT id FROM requests WHERE id = ANY(:ids) "
+    "AND status IN ('succeeded', 'failed', 'cancelled')"
+)
+
+
+class Refused:
+    """What a fenced write returns when the fence refused it (nothing was written)."""
+
+    def __repr__(self) -> str:
+        return "REFUSED"
+
+
+REFUSED = Refused()
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 class LeaseLost(Exception):
-    """Raised inside a journal write: another replica holds the request's lease now."""
+    """A journal write was refused: another replica holds the request's lease now."""
 
 
 def default_replica_id(data_dir: str) -> str:
@@ -228,6 +258,15 @@ class Leases:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.takeovers = 0
+        # The fence (see the module's docstring): writes refused since the start; and, for
+        # the writer thread, the transaction whose requests were checked, with the verdicts.
+        self.fenced_writes = 0
+        self._fence_tx: object | None = None
+        self._checked: dict[str, bool] = {}  # request -> refused, in that transaction
+        self._ahead: set[str] = set()  # requests with fenced writes queued: checked together
+        if self.enabled:  # events and logs are journal rows of requests too
+            engine.events.fence, engine.events.refusal = self.refused, self.refusal
+        self.adopted = 0  # requests held here that nothing ran, resumed by a round
 
     # -- inside journal transactions -----------------------------------------------------
     def hold(self, conn: Connection, request_id: str, reopened: bool = False) -> None:
@@ -248,6 +287,71 @@ class Leases:
         if owner is not None and owner != self.replica_id:
             raise LeaseLost(f"request {request_id} is run by replica {owner} now")
         conn.execute(_NOTIFY, {"channel": "cove_finished", "payload": request_id})
+
+    def finishing(self, conn: Connection, request_id: str) -> None:
+        """In a fenced write that finishes a request (see :meth:`guard`): tell waiting
+        replicas once it commits."""
+        if self.enabled:
+            conn.execute(_NOTIFY, {"channel": "cove_finished", "payload": request_id})
+
+    # -- the fence ------------------------------------------------------------------------
+    def guard(self, request_id: str, op: Callable[[Connection], T]) -> Callable[[Connection], Any]:
+        """``op``, a journal write of ``request_id``'s, fenced: in its transaction it runs
+        only if this replica still holds the request's lease, else it writes nothing and
+        returns REFUSED (counted, and the request dropped here: :meth:`refusal`). On
+        SQLite: ``op`` itself."""
+        if not self.enabled:
+            return op
+        self._ahead.add(request_id)
+
+        def fenced(conn: Connection) -> Any:
+            if request_id in self.refused(conn, {request_id}):
+                self.refusal(request_id)
+                return REFUSED
+            return op(conn)
+
+        return fenced
+
+    def refused(self, conn: Connection, request_ids: set[str]) -> set[str]:
+        """In the writer's transaction: those of ``request_ids`` this replica may not write
+        for. A request is asked about once per transaction, together with every request
+        that has fenced writes queued (one statement for a whole group commit); its lease
+        row stays locked (``FOR SHARE``) until the commit. Refused: another replica owns
+        the lease, or nobody does (its lease forgotten) and the request finished, not
+        here. Allowed: this replica owns it (expired or not: a takeover would have changed
+        the owner), it finished here (late logs of its containers), or no row exists yet
+        and no finished request either (one created in this transaction)."""
+        if not self.enabled or not request_ids:
+            return set()
+        tx = conn.get_transaction()
+        if tx is not self._fence_tx:
+            self._fence_tx, self._checked = tx, {}
+        unknown = {r for r in request_ids if r not in self._checked}
+        if unknown:
+            ahead, self._ahead = self._ahead, set()
+            ask = sorted(unknown | {r for r in ahead if r not in self._checked})
+            owners = {str(r[0]): str(r[1]) for r in conn.execute(_OWNERS, {"ids": ask})}
+            bad = {r for r, owner in owners.items() if owner != self.replica_id}
+            missing = [r for r in ask if r not in owners]
+            if missing:  # a finished request: refused, unless it finished here
+                ended = [str(r[0]) for r in conn.execute(_ENDED, {"ids": missing})]
+                bad.update(r for r in ended if r not in self.engine.recent)
+            self._checked.update((r, r in bad) for r in ask)
+        return {r for r in request_ids if self._checked[r]}
+
+    def refusal(self, request_id: str, writes: int = 1) -> None:
+        """In the writer's transaction: ``writes`` of the request were refused by the fence
+        (dropped). Count them, and have the loop stop driving the request here."""
+        self.fenced_writes += writes  # (only the writer thread adds)
+        loop = self.engine._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._refused_on_loop, request_id)
+
+    def _refused_on_loop(self, request_id: str) -> None:
+        run = self.engine.live.get(request_id)
+        if run is not None:
+            log.warning("request %s: a journal write was refused by the lease fence", request_id)
+            self.forfeit(run)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def recover(self) -> None:
@@ -378,7 +482,8 @@ class Leases:
     async def describe(self) -> dict[str, Any]:
         """This replica as ``GET /status`` shows it: its id, the live replicas over the
         database (on SQLite, only this one), the requests it runs, and how many requests
-        it took over from other replicas since it started."""
+        it took over from other replicas since it started, and how many of its journal
+        writes the lease fence refused (``fenced_writes``)."""
         owned = sorted(self.engine.live)
         me = {"id": self.replica_id, "started_at": None, "renewed_at": None}
         replicas = [{**me, "requests": len(owned)}]
@@ -395,6 +500,7 @@ class Leases:
             "replicas": replicas,
             "owned_requests": {"count": len(owned), "ids": owned[:LISTED_REQUESTS]},
             "takeovers": self.takeovers,
+            "fenced_writes": self.fenced_writes,
         }
 
     # -- requests run by other replicas --------------------------------------------------

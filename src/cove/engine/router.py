@@ -24,6 +24,7 @@ from cove.engine.failures import (
     request_error,
 )
 from cove.engine.failures import failure as make_failure
+from cove.engine.leases import REFUSED, LeaseLost
 from cove.engine.model import Call, Outcome, RequestRun, Waiter
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool, PoolHooks, Slot
@@ -57,7 +58,17 @@ class CallRouter(PoolHooks):
         raise NotImplementedError
 
     def _fence(self, conn: Any, run: RequestRun) -> None:
-        """In the write that finishes a request: raise if this server no longer runs it."""
+        """In the (fenced) write that finishes a request: tell whoever waits for it."""
+
+    def _guard(self, request_id: str, op: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``op``, a journal write of the request's, fenced (cove.engine.leases): in its
+        transaction it writes nothing and returns REFUSED if this server no longer holds
+        the request's lease (the refusal is counted and the request dropped here)."""
+        return op
+
+    def _write_for(self, request_id: str, op: Callable[[Any], Any]) -> None:
+        """A journal write of the request's that nobody waits for, fenced (``lazy``)."""
+        self.store.submit(self._guard(request_id, op), lazy=True)
 
     def _retries(self, call: Call) -> Retries:
         fn = call.run.version.function(call.function) or {}
@@ -80,7 +91,7 @@ class CallRouter(PoolHooks):
             if first:
                 j.mark_request_running(conn, run.id)
 
-        self.store.submit(write, lazy=True)
+        self._write_for(run.id, write)
 
     def on_frame(self, slot: Slot, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -122,7 +133,7 @@ class CallRouter(PoolHooks):
                 "message": msg[5],
                 "created_at": time.time(),
             }
-            self.store.submit(lambda c: j.add_progress(c, row), lazy=True)
+            self._write_for(msg[1], lambda c: j.add_progress(c, row))
         elif kind == "logs":  # what the container's calls printed and logged
             self.events.logs(slot.container.id, slot.pool.name, msg[1])
         elif kind == "metric":
@@ -134,7 +145,7 @@ class CallRouter(PoolHooks):
                 "value": msg[5],
                 "created_at": time.time(),
             }
-            self.store.submit(lambda c: j.add_metric(c, row), lazy=True)
+            self._write_for(msg[1], lambda c: j.add_metric(c, row))
 
     def _children(
         self, slot: Slot, request_id: str, parent_id: str, items: list[tuple[Any, ...]]
@@ -189,7 +200,7 @@ class CallRouter(PoolHooks):
                     ],
                 )
 
-            self.store.submit(insert, lazy=True)
+            self._write_for(request_id, insert)
         if parent.children_waiting and parent.slot is not None:
             parent.slot.pool.borrow(parent)
             self._stop_clock(parent)  # time spent waiting on children does not count
@@ -223,7 +234,7 @@ class CallRouter(PoolHooks):
             )
             j.record_divergence(conn, row, diverged)
 
-        self.store.submit(write, lazy=True)
+        self._write_for(run.id, write)
 
     def _answer(self, slot: Slot, token: int, call: Call) -> None:
         if call.status == "succeeded":
@@ -245,7 +256,7 @@ class CallRouter(PoolHooks):
                 row = call_row(run.id, child_id, function, parent_id, "pickle", mode, kept, now)
                 j.insert_calls(conn, [row])
 
-            self.store.submit(insert, lazy=True)
+            self._write_for(run.id, insert)
             child.tail_of = call
             self._pool(run.version, function).submit(child)
             return
@@ -283,7 +294,7 @@ class CallRouter(PoolHooks):
             if finishes_request and not run.finished:
                 self._close(run, "succeeded")
 
-        self._record(write, committed)
+        self._record(self._guard(run.id, write), committed)
 
     def _attempt_failed(self, call: Call, failure: dict[str, Any]) -> None:
         self._end_attempt(
@@ -310,9 +321,7 @@ class CallRouter(PoolHooks):
     def _end_attempt(self, call: Call, status: str, error: dict[str, Any] | None = None) -> None:
         rid, cid, attempt, now = call.run.id, call.call_id, call.attempts, time.time()
         self.events.call_finished(call, status, error)
-        self.store.submit(
-            lambda c: j.end_attempt(c, rid, cid, attempt, status, now, error), lazy=True
-        )
+        self._write_for(rid, lambda c: j.end_attempt(c, rid, cid, attempt, status, now, error))
 
     def _requeue(self, call: Call, delay: float) -> None:
         call.status = "pending"
@@ -349,7 +358,7 @@ class CallRouter(PoolHooks):
             if fails_request and not run.finished:
                 self._close(run, "failed", error)
 
-        self._record(write, committed)
+        self._record(self._guard(run.id, write), committed)
 
     def _record(
         self, write: Callable[[Any], None], committed: Callable[[], None], waited: bool = False
@@ -373,7 +382,8 @@ class CallRouter(PoolHooks):
             if error is not None:
                 log.error("journal write failed: %s", error)
                 return
-            committed()
+            if _result is not REFUSED:  # not refused by the lease fence
+                committed()
 
         self.store.submit(write, on_loop=done)
 
@@ -398,7 +408,8 @@ class CallRouter(PoolHooks):
             self._fence(conn, run)
             j.finish_request(conn, run.id, status, now, error=error)
 
-        await self.store.write(write)
+        if await self.store.write(self._guard(run.id, write)) is REFUSED:
+            raise LeaseLost(f"request {run.id} is run by another replica now")
         self._close(run, status, error)
 
     def _close(self, run: RequestRun, status: str, error: dict[str, Any] | None = None) -> None:
@@ -443,7 +454,7 @@ class CallRouter(PoolHooks):
         def write(conn: Any) -> None:
             j.set_state(conn, request_id, key, self.payloads.keep(data), now)
 
-        self._record(write, lambda: slot.container.send(("ack", token)))
+        self._record(self._guard(request_id, write), lambda: slot.container.send(("ack", token)))
 
     # -- containers ---------------------------------------------------------------------
     def on_lost(self, slot: Slot) -> None:

@@ -3,7 +3,7 @@
 Counters and histograms are fed by the engine's events (requests finished by status,
 call attempt latencies by function, retries, timeouts); gauges are read from the pools
 when scraped (queue depth, containers by state, cold starts, requests in flight, requests
-taken over from other replicas). Each
+taken over from other replicas, journal writes refused by the lease fence). Each
 server has its own registry, so several engines in one process do not mix.
 """
 
@@ -135,7 +135,13 @@ class PoolCollector(Collector):
             "Requests this replica took over from replicas whose leases expired.",
             value=self.engine.leases.takeovers,
         )
-        yield from (queue, containers, cold, flight, takeovers)
+        fenced = CounterMetricFamily(
+            "cove_fenced_writes",
+            "Journal writes of requests this replica no longer holds the lease of, refused "
+            "(nothing written).",
+            value=self.engine.leases.fenced_writes,
+        )
+        yield from (queue, containers, cold, flight, takeovers, fenced)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
