@@ -42,6 +42,7 @@ from cove.engine.settings import Settings
 from cove.errors import (
     BlobMissingError,
     ConflictError,
+    DatabaseUnavailableError,
     DeployError,
     UnavailableError,
     request_not_found,
@@ -53,6 +54,7 @@ from cove.runtime.local import LocalProcessRuntime
 from cove.sdk.http import HEADERS_STATE_KEY
 from cove.store import Store, open_store
 from cove.store import journal as j
+from cove.store.database import RETRY_AFTER_SECONDS
 
 log = logging.getLogger(__name__)
 MACHINE_REASONS = ("container_lost",)
@@ -60,6 +62,9 @@ RETRYABLE = ("function_error", "function_timeout", "out_of_memory")
 
 
 RECENT_OUTCOMES = 4096
+#: How long a new request's record may wait for an unreachable database before the client
+#: is answered 503 ``database_unavailable`` (the record withdrawn, so it never appears).
+RECORD_WAIT_SECONDS = 5.0
 
 
 class Engine(CallRouter):
@@ -117,7 +122,11 @@ class Engine(CallRouter):
         # the pools of its functions (one set of containers per function of that code).
         self.pools: dict[tuple[str, int, str], Pool] = {}
         self._shared: dict[tuple[str, str, str, str | None], Pool] = {}
-        self._recording: dict[str, asyncio.Future[Any]] = {}  # see invoke(answer_later=)
+        # See invoke(answer_later=): each record's commit, and its handle to withdraw it.
+        self._recording: dict[str, tuple[asyncio.Future[Any], object]] = {}
+        # Requests about to run here (accepted, not started yet; or being resumed): a lease
+        # round leaves them alone (Leases.round resumes requests held here that nothing runs).
+        self.driving: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._janitor: asyncio.Task[None] | None = None
         # Templates (the local runtime's; see _sync_templates): kept in step in the background.
@@ -226,6 +235,15 @@ class Engine(CallRouter):
 
     async def _resume(self, rid: str, version: Version, status: str) -> None:
         """Rebuild a request from the journal and run its entry call again."""
+        if rid in self.live or rid in self.driving:
+            return  # it runs here already (or is about to)
+        self.driving.add(rid)
+        try:
+            await self._rebuild(rid, version, status)
+        finally:
+            self.driving.discard(rid)
+
+    async def _rebuild(self, rid: str, version: Version, status: str) -> None:
         run = RequestRun(rid, version, status=status)
 
         def load(conn: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -292,6 +310,8 @@ class Engine(CallRouter):
         must ``await recorded(request_id)`` before telling the client anything."""
         if not self.accepting:
             raise UnavailableError("the server is shutting down: send the request again later")
+        if self.store.unavailable():  # refused at once rather than queued without end
+            raise _database_unavailable()
         version = self.deployments.get(app)
         entry = version.application["function"]
         args = pickle.dumps(values, protocol=5)
@@ -323,31 +343,46 @@ class Engine(CallRouter):
             # answer about the request (its id, its output) still waits for that commit,
             # and the call's own records commit after it.
             if answer_later:
-                self._recording[rid] = self.store.write_future(write, lazy=True)
+                self._recording[rid] = self.store.write_withdrawable(write, lazy=True)
                 self._start(rid, version, entry, args, state)
                 return rid, True
-            committed = self.store.write_future(write)
+            committed, handle = self.store.write_withdrawable(write)
             self._start(rid, version, entry, args, state)
             try:
-                await committed
+                await self._committed(committed, handle)
             except BaseException:
                 run = self.live.get(rid)
                 if run is not None:
                     self._close(run, "failed", internal("the request could not be recorded"))
                 raise
             return rid, True
-        request_id, created = await self.store.write(write)
-        if created:
-            self._start(rid, version, entry, args, state)
+        self.driving.add(rid)
+        try:
+            request_id, created = await self._committed(*self.store.write_withdrawable(write))
+            if created:
+                self._start(rid, version, entry, args, state)
+        finally:
+            self.driving.discard(rid)
         return request_id, created
+
+    async def _committed(self, future: asyncio.Future[Any], handle: object) -> Any:
+        """The result of a new request's record, once committed. While the database is
+        unreachable, after RECORD_WAIT_SECONDS the record is withdrawn (it never commits)
+        and DatabaseUnavailableError raised, so the client hears 503, not silence."""
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), RECORD_WAIT_SECONDS)
+            except TimeoutError:
+                if self.store.unavailable() and self.store.withdraw(handle):
+                    raise _database_unavailable() from None
 
     async def recorded(self, request_id: str) -> None:
         """Wait until the record of a request accepted with ``answer_later`` is durable."""
-        committed = self._recording.get(request_id)
-        if committed is None:
+        recording = self._recording.get(request_id)
+        if recording is None:
             return
         try:
-            await committed
+            await self._committed(*recording)
         except BaseException:
             run = self.live.get(request_id)
             if run is not None:
@@ -412,9 +447,13 @@ class Engine(CallRouter):
             j.prepare_replay(conn, request_id, version.version, now)
             self.leases.hold(conn, request_id, reopened=True)
 
-        await self.store.write(reopen)
-        self.recent.pop(request_id, None)
-        await self._resume(request_id, version, "pending")
+        self.driving.add(request_id)  # a lease round must not resume it meanwhile
+        try:
+            await self.store.write(reopen)
+            self.recent.pop(request_id, None)
+            await self._rebuild(request_id, version, "pending")
+        finally:
+            self.driving.discard(request_id)
         return version.version
 
     def secrets_for(self, namespace: str) -> StoredSecrets:
@@ -599,3 +638,11 @@ class Engine(CallRouter):
         pool.users.add((version.app, version.version))
         self.pools[key] = pool
         return pool
+
+
+def _database_unavailable() -> DatabaseUnavailableError:
+    return DatabaseUnavailableError(
+        "the database is unreachable right now: the request was not accepted; send it "
+        f"again in {RETRY_AFTER_SECONDS} s",
+        retry_after=RETRY_AFTER_SECONDS,
+    )

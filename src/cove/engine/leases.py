@@ -49,7 +49,7 @@ from cove.blobs import identity as blob_identity
 from cove.engine.deployments import Deployments, Version
 from cove.engine.failures import cancelled
 from cove.engine.keys import public_name
-from cove.errors import BlobMissingError, InternalError, NotFoundError
+from cove.errors import BlobMissingError, DatabaseUnavailableError, InternalError, NotFoundError
 from cove.store import Store
 from cove.store import journal as j
 from cove.store.schema import applications, blob_stores, requests
@@ -80,6 +80,10 @@ _FORGET_FINISHED = text(
     "DELETE FROM request_leases l USING requests r WHERE r.id = l.request_id "
     f"AND (l.owner = :me OR l.expires_at < {_NOW}) "
     "AND r.status IN ('succeeded', 'failed', 'cancelled')"
+)
+_HELD = text(
+    "SELECT l.request_id FROM request_leases l JOIN requests r ON r.id = l.request_id "
+    "WHERE l.owner = :me AND r.status IN ('pending', 'running')"
 )
 _LOST = text(
     "SELECT l.request_id FROM request_leases l WHERE l.request_id = ANY(:ids) AND l.owner <> :me"
@@ -399,6 +403,8 @@ class Leases:
             self._wake.clear()
             try:
                 await self.round()
+            except DatabaseUnavailableError as exc:  # its writes wait; a read did not
+                log.warning("lease round: %s (retried)", exc.message)
             except Exception:
                 log.exception("lease round failed (retried)")
 
@@ -407,23 +413,35 @@ class Leases:
         requests whose lease expired, and learn of deploys made on other replicas."""
         live = list(self.engine.live)
 
-        def renew(conn: Connection) -> list[str]:
+        def renew(conn: Connection) -> tuple[list[str], list[str]]:
             conn.execute(_RENEW, {"me": self.replica_id, "ttl": self.ttl})
             conn.execute(_ALIVE, {"me": self.replica_id, "ttl": self.ttl})
             conn.execute(_FORGET_FINISHED, {"me": self.replica_id})
             conn.execute(_FORGET_REPLICAS)
+            held = [r[0] for r in conn.execute(_HELD, {"me": self.replica_id})]
             if not live:
-                return []
+                return [], held
             rows = conn.execute(_LOST, {"ids": live, "me": self.replica_id})
-            return [r[0] for r in rows]
+            return [r[0] for r in rows], held
 
-        for request_id in await self.engine.store.write(renew):
+        # The write waits while the database is unreachable (the store retries it): the
+        # leases are renewed as soon as it is back, or found lost then and dropped.
+        lost, held = await self.engine.store.write(renew)
+        for request_id in lost:
             run = self.engine.live.get(request_id)
             if run is not None:
                 self.forfeit(run)
         await self.refresh_deployments()
         if not self.engine.accepting:  # stopping: the requests are left to the others
             return
+        # Unfinished requests this replica holds that nothing here runs (a claim whose
+        # answer was lost with the connection, a resume that failed on a read): run them,
+        # or their lease, renewed here, would keep every other replica from them.
+        engine = self.engine
+        adrift = [r for r in held if r not in engine.live and r not in engine.driving]
+        if adrift:
+            log.warning("resuming %d request(s) this replica holds but did not run", len(adrift))
+            self.adopted += await self._resume(adrift)
         claimed = await self._claim(startup=False)
         self.takeovers += await self._resume(claimed)
 
