@@ -39,6 +39,7 @@ from tests.chaos.test_chaos import (
     _check_effects,
     _effects,
     _journal_tokens,
+    _list_requests,
     expected_total,
 )
 from tests.conftest import BACKEND, ServerProcess
@@ -221,7 +222,7 @@ def _run(
         statuses = collections.Counter(
             _status(clients[0], rid)["status"] for rid in request_ids.values()
         )
-        listed = _listed(clients[1])
+        listed = _list_requests(clients[1])
         takeovers = sum(c.get("/status").json()["replica"]["takeovers"] for c in clients)
     finally:
         for c in clients:
@@ -298,19 +299,3 @@ def _run(
     assert [r.process.pid for r in replicas if r.process is not None] == pids
     assert all(r.process is not None and r.process.poll() is None for r in replicas)
     say(f"pg restarts: total {time.monotonic() - began:.1f} s")
-
-
-def _listed(client: httpx.Client) -> list[str]:
-    ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        r = client.get(f"/applications/{APP}/requests", params=params)
-        assert r.status_code == 200, r.text
-        page = r.json()
-        ids.extend(item["id"] for item in page["requests"])
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return ids
