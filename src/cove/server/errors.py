@@ -49,11 +49,18 @@ STATUS_OF: dict[ErrorCode, int] = {
 RETRY_AFTER_SECONDS = 1
 
 
-def error_response(err: CoveError) -> JSONResponse:
+def status_and_headers(err: CoveError) -> tuple[int, dict[str, str]]:
+    """The HTTP status of ``err``'s code, and the headers that go with it: a 503 says when
+    to try again (``Retry-After``). Every API's answers come from here."""
     status = STATUS_OF.get(err.code, 500)
     headers = {}
-    if status == 503:  # try again later: say when
+    if status == 503:
         headers["Retry-After"] = str(int(err.details.get("retry_after") or RETRY_AFTER_SECONDS))
+    return status, headers
+
+
+def error_response(err: CoveError) -> JSONResponse:
+    status, headers = status_and_headers(err)
     return JSONResponse({"error": err.to_dict()}, status_code=status, headers=headers)
 
 

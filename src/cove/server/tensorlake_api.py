@@ -62,7 +62,7 @@ from cove.sdk.http import public_headers
 from cove.sdk.tensorlake_hints import fallback_hints
 from cove.server import auth, observe
 from cove.server.applications import base_url, engine_of
-from cove.server.errors import STATUS_OF
+from cove.server.errors import status_and_headers
 from cove.server.files import output_response
 from cove.server.inputs import (
     Upload,
@@ -111,7 +111,8 @@ class _TextErrors(APIRoute):
 
 
 def text_error(err: CoveError) -> Response:
-    return PlainTextResponse(err.message, status_code=STATUS_OF.get(err.code, 500))
+    status, headers = status_and_headers(err)  # a 503 with Retry-After, as on Cove's routes
+    return PlainTextResponse(err.message, status_code=status, headers=headers)
 
 
 router = APIRouter(prefix=PREFIX, tags=["tensorlake"], route_class=_TextErrors)
