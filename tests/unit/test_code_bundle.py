@@ -257,3 +257,17 @@ def test_cove_dev_redeploys_an_app_when_a_file_beside_it_changes(tmp_path: Path)
     assert changed != before
     (tmp_path / "notes.md").unlink()
     assert _mtimes([tmp_path]) != changed
+
+
+def test_a_single_file_that_cannot_be_written_leaves_nothing_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code_dir = tmp_path / "code" / "blob2"
+
+    def full(self: Path, target: Path) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        write_code(b"x = 1\n", "app.py", code_dir)
+    assert list(code_dir.iterdir()) == []

@@ -179,9 +179,13 @@ def write_code(code: bytes, filename: str, code_dir: Path) -> None:
     if not is_zip(code):  # one file (the same bytes may come under several names)
         code_dir.mkdir(exist_ok=True)
         fd, partial = tempfile.mkstemp(prefix=".partial-", dir=code_dir)
-        with open(fd, "wb") as f:
-            f.write(code)
-        Path(partial).replace(code_dir / filename)
+        try:
+            with open(fd, "wb") as f:
+                f.write(code)
+            Path(partial).replace(code_dir / filename)
+        except BaseException:  # a full disk, say: leave no half-written file behind
+            Path(partial).unlink(missing_ok=True)
+            raise
         return
     staging = Path(tempfile.mkdtemp(prefix=f".{code_dir.name[:16]}-", dir=code_dir.parent))
     try:
