@@ -335,7 +335,7 @@ class Engine(CallRouter):
             if found[1]:
                 self.leases.hold(conn, rid)  # this replica runs it
                 for key, data in state.items():
-                    j.set_state(conn, rid, key, self.payloads.keep(data), now)
+                    j.set_state(conn, rid, key, self.payloads.keep(data), now, new=True)
             return found
 
         if idempotency_key is None:

@@ -63,7 +63,7 @@ async def invoke(
         app,
         values,
         key,
-        fingerprint(values),
+        fingerprint(values) if key is not None else None,  # only a key needs it
         answer_later=later,
         headers=public_headers(request.headers.items()),
     )

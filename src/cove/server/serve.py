@@ -13,6 +13,7 @@ import asyncio
 from types import FrameType
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 
 from cove.engine.engine import Engine
@@ -55,6 +56,11 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        # The C parser and event loop (uvicorn's "standard" extra): on the per-call path
+        # they cost a fraction of h11's and asyncio's pure-Python ones (docs/benchmarks.md).
+        http="httptools",
+        loop="none",
     )
     server = GracefulServer(config, app, settings.shutdown_grace)
-    asyncio.run(server.serve())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(server.serve())

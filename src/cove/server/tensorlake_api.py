@@ -490,7 +490,7 @@ async def invoke(ns: str, app: str, request: Request) -> Response:
         app,
         values,
         key,
-        fingerprint(values),
+        fingerprint(values) if key is not None else None,  # only a key needs it
         headers=public_headers(request.headers.items()),  # RequestContext.headers
     )
     if observe.wants_event_stream(request):

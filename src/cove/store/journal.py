@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, delete, func, or_, select, update
 
+from cove.store.prepared import Prepared
 from cove.store.schema import (
     app_versions,
     applications,
@@ -40,12 +41,12 @@ _call_key = and_(
     function_calls.c.request_id == bindparam("b_rid"),
     function_calls.c.call_id == bindparam("b_cid"),
 )
-_START_CALL = (
+_START_CALL = Prepared(
     update(function_calls)
     .where(_call_key)
     .values(status="running", attempts=bindparam("b_att"), started_at=bindparam("b_now"))
 )
-_FINISH_CALL = (
+_FINISH_CALL = Prepared(
     update(function_calls)
     .where(_call_key)
     .values(
@@ -58,7 +59,7 @@ _FINISH_CALL = (
         error=bindparam("b_err"),
     )
 )
-_FINISH_REQUEST = (
+_FINISH_REQUEST = Prepared(
     update(requests)
     .where(requests.c.id == bindparam("b_rid"))
     .values(
@@ -68,7 +69,7 @@ _FINISH_REQUEST = (
         error=bindparam("b_err"),
     )
 )
-_MARK_RUNNING = (
+_MARK_RUNNING = Prepared(
     update(requests)
     .where(and_(requests.c.id == bindparam("b_rid"), requests.c.status == "pending"))
     .values(status="running")
@@ -77,9 +78,9 @@ _GET_REQUEST = select(requests).where(requests.c.id == bindparam("b_rid"))
 _ROOT_CALL = select(function_calls).where(
     and_(function_calls.c.request_id == bindparam("b_rid"), function_calls.c.call_id == "0")
 )
-_INSERT_REQUEST = requests.insert()
-_INSERT_CALL = function_calls.insert()
-_insert_ignoring: dict[str, Any] = {}
+_INSERT_REQUEST = Prepared(requests.insert())
+_INSERT_CALL = Prepared(function_calls.insert())
+_insert_ignoring: dict[str, Prepared] = {}
 
 
 def upsertable_insert(conn: Connection, table: Table) -> Any:
@@ -90,7 +91,7 @@ def upsertable_insert(conn: Connection, table: Table) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
-def _insert_call_ignoring_duplicates(conn: Connection) -> Any:
+def _insert_call_ignoring_duplicates(conn: Connection) -> Prepared:
     """INSERT that skips rows whose key exists (a call re-issued after a restart)."""
     dialect = conn.dialect.name
     stmt = _insert_ignoring.get(dialect)
@@ -98,9 +99,9 @@ def _insert_call_ignoring_duplicates(conn: Connection) -> Any:
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            stmt = pg_insert(function_calls).on_conflict_do_nothing()
+            stmt = Prepared(pg_insert(function_calls).on_conflict_do_nothing())
         else:
-            stmt = function_calls.insert().prefix_with("OR IGNORE", dialect="sqlite")
+            stmt = Prepared(function_calls.insert().prefix_with("OR IGNORE", dialect="sqlite"))
         _insert_ignoring[dialect] = stmt
     return stmt
 
@@ -190,8 +191,8 @@ def create_request(
                     request_id=row[0],
                 )
             return str(row[0]), False
-    conn.execute(_INSERT_REQUEST, request)
-    conn.execute(_INSERT_CALL, root_call)
+    _INSERT_REQUEST.run(conn, request)
+    _INSERT_CALL.run(conn, root_call)
     return str(request["id"]), True
 
 
@@ -203,8 +204,8 @@ def finish_request(
     content_type: str | None = None,
     error: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(
-        _FINISH_REQUEST,
+    _FINISH_REQUEST.run(
+        conn,
         {
             "b_rid": request_id,
             "b_status": status,
@@ -216,7 +217,7 @@ def finish_request(
 
 
 def mark_request_running(conn: Connection, request_id: str) -> None:
-    conn.execute(_MARK_RUNNING, {"b_rid": request_id})
+    _MARK_RUNNING.run(conn, {"b_rid": request_id})
 
 
 def get_request(conn: Connection, request_id: str) -> dict[str, Any] | None:
@@ -267,13 +268,11 @@ def count_requests(conn: Connection, app: str) -> int:
 def insert_calls(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Record new calls; ones already recorded (re-issued after a restart) are kept as is."""
     if rows:
-        conn.execute(_insert_call_ignoring_duplicates(conn), rows)
+        _insert_call_ignoring_duplicates(conn).run_many(conn, rows)
 
 
 def start_call(conn: Connection, request_id: str, call_id: str, attempts: int, now: float) -> None:
-    conn.execute(
-        _START_CALL, {"b_rid": request_id, "b_cid": call_id, "b_att": attempts, "b_now": now}
-    )
+    _START_CALL.run(conn, {"b_rid": request_id, "b_cid": call_id, "b_att": attempts, "b_now": now})
 
 
 def finish_call(
@@ -287,8 +286,8 @@ def finish_call(
     content_type: str | None = None,
     error: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(
-        _FINISH_CALL,
+    _FINISH_CALL.run(
+        conn,
         {
             "b_rid": request_id,
             "b_cid": call_id,
@@ -318,11 +317,40 @@ def root_call(conn: Connection, request_id: str) -> dict[str, Any] | None:
 
 
 # -- state, progress, metrics -----------------------------------------------------------
-def set_state(conn: Connection, request_id: str, key: str, value: Payload, now: float) -> None:
-    where = and_(request_state.c.request_id == request_id, request_state.c.key == key)
-    values = {"value_inline": value.inline, "value_blob": value.blob, "updated_at": now}
-    if conn.execute(update(request_state).where(where).values(**values)).rowcount == 0:
-        conn.execute(request_state.insert().values(request_id=request_id, key=key, **values))
+_UPDATE_STATE = Prepared(
+    update(request_state)
+    .where(
+        and_(
+            request_state.c.request_id == bindparam("b_rid"),
+            request_state.c.key == bindparam("b_key"),
+        )
+    )
+    .values(
+        value_inline=bindparam("b_vi"), value_blob=bindparam("b_vb"), updated_at=bindparam("b_now")
+    )
+)
+_INSERT_STATE = Prepared(request_state.insert())
+
+
+def set_state(
+    conn: Connection, request_id: str, key: str, value: Payload, now: float, new: bool = False
+) -> None:
+    """Set a state entry; ``new``: the request has no entry of that key yet (it was just
+    created), so it is inserted without looking."""
+    if not new:
+        values = {"b_rid": request_id, "b_key": key, "b_vi": value.inline, "b_vb": value.blob}
+        if _UPDATE_STATE.run(conn, {**values, "b_now": now}) > 0:
+            return
+    _INSERT_STATE.run(
+        conn,
+        {
+            "request_id": request_id,
+            "key": key,
+            "value_inline": value.inline,
+            "value_blob": value.blob,
+            "updated_at": now,
+        },
+    )
 
 
 def state_of(conn: Connection, request_id: str) -> dict[str, Payload]:
@@ -344,12 +372,16 @@ def state_rows(conn: Connection, request_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+_INSERT_PROGRESS = Prepared(progress.insert())
+_INSERT_METRIC = Prepared(metrics.insert())
+
+
 def add_progress(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(progress.insert().values(**row))
+    _INSERT_PROGRESS.run(conn, row)
 
 
 def add_metric(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(metrics.insert().values(**row))
+    _INSERT_METRIC.run(conn, row)
 
 
 def progress_of(conn: Connection, request_id: str) -> list[dict[str, Any]]:
@@ -367,8 +399,8 @@ def metrics_of(conn: Connection, request_id: str) -> list[dict[str, Any]]:
 
 
 # -- attempts and replays ---------------------------------------------------------------
-_START_ATTEMPT = call_attempts.insert()
-_END_ATTEMPT = (
+_START_ATTEMPT = Prepared(call_attempts.insert())
+_END_ATTEMPT = Prepared(
     update(call_attempts)
     .where(
         and_(
@@ -385,8 +417,8 @@ _END_ATTEMPT = (
 def start_attempt(
     conn: Connection, request_id: str, call_id: str, attempt: int, container: str, now: float
 ) -> None:
-    conn.execute(
-        _START_ATTEMPT,
+    _START_ATTEMPT.run(
+        conn,
         {
             "request_id": request_id,
             "call_id": call_id,
@@ -407,8 +439,8 @@ def end_attempt(
     now: float,
     error: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(
-        _END_ATTEMPT,
+    _END_ATTEMPT.run(
+        conn,
         {
             "b_rid": request_id,
             "b_cid": call_id,
@@ -497,7 +529,7 @@ def record_divergence(conn: Connection, row: dict[str, Any], diverged: list[str]
             )
         )
     )
-    conn.execute(_INSERT_CALL, row)
+    _INSERT_CALL.run(conn, row)
     conn.execute(
         update(request_replays)
         .where(request_replays.c.request_id == row["request_id"])

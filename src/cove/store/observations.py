@@ -11,21 +11,22 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
+from cove.store.prepared import Prepared
 from cove.store.schema import call_logs, metrics, request_events
 
-_INSERT_EVENTS = request_events.insert()
-_INSERT_LOGS = call_logs.insert()
+_INSERT_EVENTS = Prepared(request_events.insert())
+_INSERT_LOGS = Prepared(call_logs.insert())
 
 
 def add_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Rows: ``request_id, seq, kind, data`` (a dict, stored as JSON), ``created_at``."""
     if rows:
-        conn.execute(_INSERT_EVENTS, [{**r, "data": json.dumps(r["data"])} for r in rows])
+        _INSERT_EVENTS.run_many(conn, [{**r, "data": json.dumps(r["data"])} for r in rows])
 
 
 def add_logs(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(_INSERT_LOGS, rows)
+        _INSERT_LOGS.run_many(conn, rows)
 
 
 def events_after(conn: Connection, request_id: str, after: int) -> list[dict[str, Any]]:
