@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from cove import __version__
 from cove.blobs.cleanup import Cleaner
@@ -20,6 +21,7 @@ from cove.server import (
     applications,
     auth,
     errors,
+    fastpath,
     health,
     images,
     observe,
@@ -31,6 +33,20 @@ from cove.server import (
     ui,
 )
 from cove.telemetry import tracing_from_env
+
+
+class CoveAPI(FastAPI):
+    """FastAPI, with the per-call routes answered on a shorter path (cove.server.fastpath)."""
+
+    fast_path: fastpath.FastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and scope["type"] == "http" and fast.takes(scope):
+            scope["app"] = self
+            await fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -56,7 +72,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             if traces is not None:
                 traces.shutdown()
 
-    app = FastAPI(
+    app = CoveAPI(
         title="Cove",
         version=__version__,
         description="Durable, autoscaled Python applications.",
@@ -64,6 +80,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     errors.install(app)
     app.add_middleware(auth.Guard, settings=settings)  # keys, roles, namespaces, limits
+    app.fast_path = fastpath.FastPath(settings)  # invoke, status, output: the same Guard
     app.include_router(auth.router)
     app.include_router(applications.router)
     app.include_router(images.router)

@@ -64,33 +64,38 @@ def error_response(err: CoveError) -> JSONResponse:
     return JSONResponse({"error": err.to_dict()}, status_code=status, headers=headers)
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(CoveError)
-    async def on_cove_error(_request: Request, exc: CoveError) -> JSONResponse:
+def response_for(exc: Exception) -> JSONResponse:
+    """The answer to an exception a route raised: a CoveError by its code; a full disk
+    (ENOSPC, SQLITE_FULL, PostgreSQL's disk_full) as ``storage_full``; a lost database as
+    ``database_unavailable``; anything else as ``internal`` (and logged)."""
+    if isinstance(exc, CoveError):
         return error_response(exc)
-
-    @app.exception_handler(OSError)
-    async def on_os_error(_request: Request, exc: OSError) -> JSONResponse:
-        # Handled here, not below: an error that reaches Starlette's last handler also
-        # closes the client's connection after the answer.
-        full = storage_full(exc)
-        if full is not None:  # ENOSPC where no write path turned it into a CoveError
-            return error_response(full)
-        log.exception("unexpected error")
-        body = {"error": {"code": ErrorCode.INTERNAL.value, "message": f"internal error: {exc}"}}
-        return JSONResponse(body, status_code=500)
-
-    @app.exception_handler(Exception)
-    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        full = storage_full(exc)
-        if full is not None:  # SQLITE_FULL, PostgreSQL's disk_full
-            return error_response(full)
+    full = storage_full(exc)
+    if full is not None:
+        return error_response(full)
+    if not isinstance(exc, OSError):
         from cove.store.database import RETRY_AFTER_SECONDS as wait
         from cove.store.database import connection_lost
 
         if connection_lost(exc):  # the database went away under a read or write
             message = f"the database is unreachable: {str(exc).splitlines()[0]}"
             return error_response(DatabaseUnavailableError(message, retry_after=wait))
-        log.exception("unexpected error")
-        body = {"error": {"code": ErrorCode.INTERNAL.value, "message": f"internal error: {exc}"}}
-        return JSONResponse(body, status_code=500)
+    log.exception("unexpected error", exc_info=exc)
+    body = {"error": {"code": ErrorCode.INTERNAL.value, "message": f"internal error: {exc}"}}
+    return JSONResponse(body, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(CoveError)
+    async def on_cove_error(_request: Request, exc: CoveError) -> JSONResponse:
+        return error_response(exc)
+
+    # OSError is handled here, not only by the catch-all below: an error that reaches
+    # Starlette's last handler also closes the client's connection after the answer.
+    @app.exception_handler(OSError)
+    async def on_os_error(_request: Request, exc: OSError) -> JSONResponse:
+        return response_for(exc)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        return response_for(exc)
