@@ -72,9 +72,12 @@ class Capacity:
         if self.reserved_for_life:
             return self._held(lambda pool: pool.cpu, lent)
         used = 0.0
-        for pool in self._pools():
-            busy = sum(1 for slot in pool.slots if slot.alive and slot.active > 0)
-            used += pool.cpu * (busy + pool.starting)
+        for pool in self._pools():  # on every dispatch: a plain loop, no generator
+            busy = pool.starting
+            for slot in pool.slots:
+                if slot.active > 0 and slot.alive:
+                    busy += 1
+            used += pool.cpu * busy
         return used
 
     def memory_in_use(self, lent: bool = True) -> float:

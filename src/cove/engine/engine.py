@@ -51,6 +51,7 @@ from cove.runtime.base import ContainerRuntime
 from cove.runtime.gpus import GpuAllocator, discover, gpus_from_names
 from cove.runtime.images import ImageBuilder, image_hash
 from cove.runtime.local import LocalProcessRuntime
+from cove.runtime.usage import release_free_memory
 from cove.sdk.http import HEADERS_STATE_KEY
 from cove.store import Store, open_store
 from cove.store import journal as j
@@ -65,6 +66,8 @@ RECENT_OUTCOMES = 4096
 #: How long a new request's record may wait for an unreachable database before the client
 #: is answered 503 ``database_unavailable`` (the record withdrawn, so it never appears).
 RECORD_WAIT_SECONDS = 5.0
+#: How long the server must have run no request before it gives free memory back.
+IDLE_TRIM_SECONDS = 0.5
 
 
 class Engine(CallRouter):
@@ -136,6 +139,7 @@ class Engine(CallRouter):
         self.accepting = False
         self._stopping = asyncio.Event()  # set when a graceful shutdown begins
         self._drained = asyncio.Event()  # set when no request is left running
+        self._requests_started = 0  # by this server (what _release_memory_when_idle watches)
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,6 +153,7 @@ class Engine(CallRouter):
         await self.adopt_versions(self.deployments.apps())
         self._janitor = self._loop.create_task(self._reap_idle())
         self._memory_watch = self._loop.create_task(self._watch_memory())
+        self._trimmer = self._loop.create_task(self._release_memory_when_idle())
         if self.leases.enabled:
             self.leases.start()
         self.accepting = True
@@ -175,6 +180,7 @@ class Engine(CallRouter):
         if self._janitor is not None:
             self._janitor.cancel()
             self._memory_watch.cancel()
+            self._trimmer.cancel()
         if self._templates is not None:
             self._templates.cancel()
         for pool in self.all_pools():
@@ -191,6 +197,21 @@ class Engine(CallRouter):
             tick += 1
             for pool in self.all_pools():
                 pool.enforce_limits(check_disk=tick % 4 == 0)  # folders cost more to measure
+
+    async def _release_memory_when_idle(self) -> None:
+        """Once no request has run for IDLE_TRIM_SECONDS after some did, give the memory
+        they made the server grow to back to the system (a 10,000-call map leaves tens of
+        megabytes free but resident otherwise: docs/benchmarks.md)."""
+        trimmed_at = self._requests_started
+        while True:
+            await asyncio.sleep(IDLE_TRIM_SECONDS)
+            if self.live or self._requests_started == trimmed_at:
+                continue  # busy, or nothing ran since the last time
+            before = self._requests_started
+            await asyncio.sleep(IDLE_TRIM_SECONDS)
+            if not self.live and self._requests_started == before:
+                release_free_memory()
+                trimmed_at = before
 
     async def _reap_idle(self) -> None:
         while True:
@@ -254,6 +275,7 @@ class Engine(CallRouter):
         root = self._recover_calls(run, calls)
         await self.events.resumed(run)
         self.live[run.id] = run
+        self._requests_started += 1
         self._drained.clear()
         if root is not None:
             self._pool(version, root.function).submit(root)
@@ -398,6 +420,7 @@ class Engine(CallRouter):
         root = Call(run, "0", entry, None, "json", f"json:{entry}", args)
         run.calls["0"] = root
         self.live[rid] = run
+        self._requests_started += 1
         self._drained.clear()
         self.events.opened(run)
         self._pool(version, entry).submit(root)

@@ -104,13 +104,23 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) 
 
 
 def _values(plan: _Plan, params: Mapping[str, Any]) -> Any:
-    merged = {**plan.constants, **params} if plan.constants else dict(params)
-    for name, processor in plan.processors.items():
-        if merged.get(name) is not None:
-            merged[name] = processor(merged[name])
-    if plan.names is None:
+    if plan.constants:
+        params = {**plan.constants, **params}
+    processors = plan.processors
+    if plan.names is None:  # named paramstyle (psycopg): a dict
+        merged = dict(params)
+        for name, convert in processors.items():
+            if merged.get(name) is not None:
+                merged[name] = convert(merged[name])
         return merged
-    return tuple(merged[name] for name in plan.names)
+    if not processors:
+        return tuple([params[name] for name in plan.names])
+    values = []
+    for name in plan.names:
+        value = params[name]
+        processor = processors.get(name)
+        values.append(value if processor is None or value is None else processor(value))
+    return tuple(values)
 
 
 def _reraise(conn: Connection, cursor: Any, plan: _Plan, values: Any, err: Exception) -> None:
