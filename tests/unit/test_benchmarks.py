@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
 import socketserver
+import sqlite3
 import sys
 import threading
 import time
@@ -14,8 +16,18 @@ from typing import Any
 import pytest
 from benchmarks.readme import BEGIN, END, replace_section, section
 from benchmarks.references import SCRIPTS, Job, plan, run_job, skip_reason
-from benchmarks.report import Cell, Target, comparison_table, job_cell, markdown, ratio, verdict
-from benchmarks.suite import FULL_COUNTS, QUICK_COUNTS
+from benchmarks.report import TIMES as X
+from benchmarks.report import (
+    Cell,
+    Target,
+    comparison_table,
+    detail_table,
+    job_cell,
+    markdown,
+    ratio,
+    verdict,
+)
+from benchmarks.suite import FULL_COUNTS, QUICK_COUNTS, wal_commit_cost
 from benchmarks.throughput import ThroughputError, measure_throughput
 
 
@@ -72,14 +84,22 @@ def _results(quick: bool = False) -> dict[str, Any]:
     cove = {
         "synchronous": "FULL",
         "label": "FULL (default)",
-        "round_trip": {"p50_ms": 4.0},
-        "maps": {"100": {"median_s": 0.1}, "1000": {"median_s": 0.4}, "10000": {"median_s": 6.0}},
-        "sequential": {"median_s": 1.5},
+        "round_trip": {"p50_ms": 4.0, "server_cpu_ms_per_call": 0.4},
+        "maps": {
+            "100": {"median_s": 0.1},
+            "1000": {"median_s": 0.4, "server_cpu_ms_per_call": 0.3},
+            "10000": {"median_s": 6.0},
+        },
+        "sequential": {"median_s": 1.5, "server_cpu_ms_per_call": 0.2},
         "fanout": {"median_s": 0.6},
+        "burst": {"p99_ms": 850.0},
         "cold_start": {"p50_ms": 12.0, "p99_ms": 30.0, "warm_p50_ms": 5.0},
-        "throughput": {"requests_per_s": 1800.0},
+        "throughput": {
+            "requests_per_s": 1800.0, "clients_cpu_s": 0.9, "clients_cpu_ms_per_request": 0.1,
+        },
         "memory": {"server_rss_mb": 90.0, "server_peak_rss_mb": 130.0, "container_rss_mb": 39.0},
-    }
+        "wal_commit": {"full_ms": 1.0, "full_cpu_ms": 0.02, "normal_ms": 0.05},
+    }  # fmt: skip
     tensorlake = {
         "time_box_s": 30.0,
         "jobs": {
@@ -100,6 +120,14 @@ def _results(quick: bool = False) -> dict[str, Any]:
     }
 
 
+def _with_dbos(results: dict[str, Any], p50_ms: float = 6.0) -> dict[str, Any]:
+    results["references"]["dbos"] = {
+        "time_box_s": 30.0,
+        "jobs": {"noop": {"median_s": p50_ms / 1000, "p50_ms": p50_ms}},
+    }
+    return results
+
+
 def _row(body: list[list[str]], start: str) -> list[str]:
     return next(r for r in body if r[0].startswith(start))
 
@@ -110,46 +138,125 @@ def test_comparison_table_columns_ratios_and_targets() -> None:
         "Workload", "Target", "Cove", "tensorlake local runner", "Cove vs tensorlake",
         "Target met?",
     ]  # fmt: skip
+    # Without DBOS in the run, the round trip has no target at all.
     assert _row(body, "No-arg") == [
-        "No-arg application round trip, p50 (Cove: over HTTP)", "≤ 2.00 ms", "4.00 ms",
-        "600 ms", "150x faster", "missed by 2.00 ms (x2.0)",
+        "No-arg application round trip, p50 (Cove: over HTTP)", "-", "4.00 ms",
+        "600 ms", "150x faster", "-",
     ]  # fmt: skip
-    assert _row(body, "Map over 1,000 ")[2:] == [
-        "0.400 s", "> 30.0 s (time-boxed)", "> 75.0x faster", "met",
+    assert _row(body, "Server CPU per no-arg request")[1:] == [
+        "≤ 0.50 ms", "0.40 ms", "n/a", "-", "met",
     ]  # fmt: skip
-    assert _row(body, "Map over 10,000 ")[2:] == [
-        "6.000 s", "skipped", "-", "missed by 1.000 s (x1.2)",
+    # The map of 1,000 has no target of its own any more; its server CPU per item has.
+    assert _row(body, "Map over 1,000 ")[1:] == [
+        "-", "0.400 s", "> 30.0 s (time-boxed)", "> 75.0x faster", "-",
+    ]  # fmt: skip
+    assert _row(body, "Server CPU per map item (map of 1,000)")[1:] == [
+        "≤ 0.15 ms", "0.30 ms", "n/a", "-", "missed by 0.15 ms (x2.0)",
+    ]  # fmt: skip
+    assert _row(body, "Map over 10,000 ")[1:] == [
+        "≤ 2.000 s", "6.000 s", "skipped", "-", "missed by 4.000 s (x3.0)",
     ]  # fmt: skip
     growth = _row(body, "Map growth")
-    assert growth[2] == "15.0x" and growth[-1] == "missed by 3.0x (x1.2)"
-    assert _row(body, "1,000 sequential")[2:] == [
-        "1.500 s", "20.0 s", "13.3x faster", "missed by 0.750 s (x2.0)",
+    assert growth[1] == "-" and growth[2] == "15.0x" and growth[-1] == "-"
+    # 1.2 x 1,000 commits of 1.00 ms each, measured in the same run.
+    assert _row(body, "1,000 sequential")[1:] == [
+        f"≤ 1.2 {X} 1,000 WAL commits = 1.200 s", "1.500 s", "20.0 s", "13.3x faster",
+        "missed by 0.300 s (x1.2)",
     ]  # fmt: skip
-    assert _row(body, "Throughput")[2:] == ["1,800 req/s", "n/a", "-", "met"]
-    assert _row(body, "Container cold start, p50")[-1] == "met"
-    assert _row(body, "One idle container")[-1] == "met"
-    # Skips are explained, and so is every missed target.
+    assert _row(body, "Server CPU per sequential child call")[1::4] == ["≤ 0.25 ms", "met"]
+    assert _row(body, "Fan-out/fan-in of 1,000")[1:3] == ["≤ 0.300 s", "0.600 s"]
+    assert _row(body, "Fan-out/fan-in of 1,000")[-1] == "missed by 0.300 s (x2.0)"
+    assert _row(body, "Burst (warm 4, max 8, 200 requests), p99")[1:3] == ["≤ 1,000 ms", "850 ms"]
+    assert _row(body, "Burst (warm 4, max 8, 200 requests), p99")[-1] == "met"
+    assert _row(body, "Throughput")[1:] == [
+        "≥ 2,000 req/s", "1,800 req/s", "n/a", "-", "missed by 200 req/s (x0.90)",
+    ]  # fmt: skip
+    assert _row(body, "Container cold start, p50")[1::4] == ["≤ 50.00 ms", "met"]
+    assert _row(body, "Server RSS, idle after the runs")[1::4] == ["≤ 100.0 MB", "met"]
+    assert _row(body, "Server RSS, idle after its first request")[1] == "-"
+    assert _row(body, "Warm start")[1] == "-"
+    assert _row(body, "One idle container")[1::4] == ["≤ 40.0 MB", "met"]
+    # Skips are explained, and so is every missed target, and nothing else.
     assert notes[0] == (
         "tensorlake local runner skipped the map over 10,000 items of a trivial function: "
         "map of 1,000 already ran past the 30 s time box."
     )
-    assert any(n.startswith("1,000 sequential blocking child calls: missed because") for n in notes)
-    assert not any(n.startswith("Throughput") for n in notes)
+    missed = [n.split(": missed because")[0] for n in notes if ": missed because" in n]
+    assert missed == [
+        "Map over 10,000 items of a trivial function", "Server CPU per map item (map of 1,000)",
+        "1,000 sequential blocking child calls", "Fan-out/fan-in of 1,000 calls, then a reduce",
+        "Throughput, no-arg app, 64 HTTP clients",
+    ]  # fmt: skip
+    assert "see docs/benchmarks.md, The hot path" in notes[1]
+
+
+def test_round_trip_target_is_half_of_dbos_p50_in_the_same_run() -> None:
+    _, body, notes = comparison_table(_with_dbos(_results(), p50_ms=6.0))
+    row = _row(body, "No-arg")
+    assert row[1] == f"≤ 0.5 {X} DBOS = 3.00 ms"
+    assert row[2] == "4.00 ms" and row[4] == "6.00 ms"
+    assert row[-1] == "missed by 1.00 ms (x1.3)"
+    assert any(n.startswith("No-arg application round trip") for n in notes)
+    _, body, notes = comparison_table(_with_dbos(_results(), p50_ms=9.0))
+    assert _row(body, "No-arg")[1] == f"≤ 0.5 {X} DBOS = 4.50 ms"
+    assert _row(body, "No-arg")[-1] == "met"
+    assert not any(n.startswith("No-arg application round trip") for n in notes)
+
+
+def test_computed_targets_need_what_they_are_computed_from() -> None:
+    results = _with_dbos(_results())
+    results["references"]["dbos"]["jobs"]["noop"] = {"error": "wrong output 1"}
+    del results["levels"][0]["wal_commit"]
+    _, body, notes = comparison_table(results)
+    assert _row(body, "No-arg")[1] == "-" and _row(body, "No-arg")[-1] == "-"
+    assert _row(body, "1,000 sequential")[1] == "-" and _row(body, "1,000 sequential")[-1] == "-"
+    assert not any(n.startswith(("No-arg", "1,000 sequential")) for n in notes)
+    # A time-boxed DBOS only bounds its p50 from below: no target either.
+    results["references"]["dbos"]["jobs"]["noop"] = {
+        "median_s": None, "time_boxed": True, "lower_bound_s": 30.0,
+    }  # fmt: skip
+    assert _row(comparison_table(results)[1], "No-arg")[1] == "-"
+
+
+def test_targets_resolve_from_the_results() -> None:
+    static = Target(0.5)
+    assert static.resolve({}) is static
+    computed = Target(lambda r: r.get("x"), basis="basis")
+    assert computed.resolve({}) is None
+    assert computed.resolve({"x": 2.0}) == Target(2.0, basis="basis")
+    assert computed.resolve({"x": 2.0}).text("s") == "≤ basis = 2.000 s"  # type: ignore[union-attr]
+    # An unresolved computed target judges nothing.
+    assert verdict(Cell(5.0), computed, "s") == ""
 
 
 def test_quick_runs_judge_no_target_that_needs_the_full_sizes() -> None:
-    _, body, _ = comparison_table(_results(quick=True))
+    _, body, _ = comparison_table(_with_dbos(_results(quick=True)))
     names = [r[0] for r in body]
     assert "Map over 100 items of a trivial function" in names
     assert not any("1,000" in n for n in names)
     assert _row(body, "100 sequential")[1] == "-"
+    assert _row(body, "Server CPU per sequential child call")[1] == "-"
+    assert _row(body, "Fan-out/fan-in of 100")[1] == "-"
+    assert _row(body, "Burst (warm 4, max 8, 40 requests), p99")[1] == "-"
     assert _row(body, "No-arg")[-1].endswith("(--quick)")
+    assert _row(body, "Server CPU per no-arg request")[-1] == "met (--quick)"
+
+
+def test_detail_table_has_the_wal_commits_and_the_clients_cpu() -> None:
+    header, body = detail_table(_results())
+    assert header == ["Cove figure", "FULL (default)"]
+    assert _row(body, "One SQLite WAL commit, synchronous=FULL")[1] == "1.00 ms"
+    assert _row(body, "One SQLite WAL commit, synchronous=NORMAL")[1] == "0.05 ms"
+    assert [r[1] for r in body if r[0] == "  its CPU"] == ["0.02 ms", "-"]
+    assert _row(body, "  load clients' CPU per request")[1] == "0.10 ms"
+    assert _row(body, "  load clients' CPU in the measured window")[1] == "0.900 s"
 
 
 def test_markdown_has_the_table_and_its_notes() -> None:
     text = markdown(_results(), details=False)
     assert text.startswith("| Workload | Target | Cove |")
-    assert "| Map over 1,000 items of a trivial function | ≤ 0.500 s | 0.400 s |" in text
+    assert "| Map over 10,000 items of a trivial function | ≤ 2.000 s | 6.000 s |" in text
+    assert "| Map over 1,000 items of a trivial function | - | 0.400 s |" in text
     assert "\n- tensorlake local runner skipped the map over 10,000 items" in text
 
 
@@ -294,5 +401,45 @@ def test_throughput_counts_answers_in_its_window(http_server: Any) -> None:
     assert result["requests_per_s"] == pytest.approx(result["requests"] / 0.5, rel=0.01)
     assert result["requests_total"] >= result["requests"]
     assert 0 < result["p50_ms"] <= result["p99_ms"]
+    # The clients ran in a process of their own, whose CPU is reported.
+    assert result["clients_pid"] != os.getpid()
+    assert 0 < result["clients_cpu_s"] <= result["clients_cpu_total_s"]
+    assert result["clients_cpu_ms_per_request"] == pytest.approx(
+        result["clients_cpu_s"] * 1000 / result["requests"], rel=0.05, abs=1e-3
+    )
     with pytest.raises(ThroughputError, match="failed requests"):
         measure_throughput("127.0.0.1", port, "/x", b"1", clients=2, warmup_s=0, seconds=0.2)
+
+
+# -- the SQLite commit baseline -------------------------------------------------------------
+def test_wal_commit_cost_times_each_level_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    figures = wal_commit_cost(tmp_path, transactions=20)
+    assert figures["transactions"] == 20
+    for level in ("full", "normal"):
+        assert figures[f"{level}_ms"] > 0 and figures[f"{level}_cpu_ms"] >= 0
+        assert figures[f"{level}_ms"] == pytest.approx(
+            figures[f"{level}_total_s"] * 1000 / 20,
+            abs=0.03,  # total_s is to the ms
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wal_commit_cost_commits_each_transaction_in_wal_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    connect = sqlite3.connect
+
+    class Spy(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            seen.append(sql)
+            return super().execute(sql, *args)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=Spy, **k))
+    wal_commit_cost(tmp_path, transactions=5)
+    assert seen.count("PRAGMA journal_mode=WAL") == 2
+    assert [q for q in seen if q.startswith("PRAGMA synchronous")] == [
+        "PRAGMA synchronous=FULL",
+        "PRAGMA synchronous=NORMAL",
+    ]
+    assert seen.count("COMMIT") == 10 and seen.count("BEGIN") == 10
