@@ -67,15 +67,23 @@ class Stream:
     def __init__(self, next_seq: int, window: int | None) -> None:
         self.items: deque[Entry] = deque(maxlen=window)
         self.next_seq = next_seq
-        self.changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None  # made when a reader first asks
+
+    def changed(self) -> asyncio.Event:
+        """A signal set by the next :meth:`append` (take it before reading the items)."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
 
     def append(self, kind: str, at: float, data: dict[str, Any]) -> Entry:
         entry = Entry(self.next_seq, kind, at, data)
         self.next_seq += 1
         self.items.append(entry)
-        # Wake every reader waiting on the old signal; later readers wait on the new one.
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
+        # Wake every reader waiting on the current signal; later readers get a new one.
+        # Nobody following (most requests): no signal is made at all.
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
         return entry
 
 
@@ -315,7 +323,7 @@ class EventLog:
         quiet_since, last_pass = time.monotonic(), False
         while True:
             feed = self._feed(request_id)
-            changed = (feed.logs if logs else feed.events).changed if feed else None
+            changed = (feed.logs if logs else feed.events).changed() if feed else None
             for entry in await self.snapshot(request_id, cursor, logs):
                 cursor, quiet_since = entry.seq, time.monotonic()
                 yield entry

@@ -70,24 +70,33 @@ class EngineMetrics:
             ["application", "function"],
             registry=r,
         )
+        self._children: dict[tuple[Any, ...], Any] = {}
         r.register(PoolCollector(engine))
         engine.events.listeners.append(self.on_event)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: looked up on every event of every call."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def on_event(self, _request_id: str, app: str, entry: Entry) -> None:
         data, kind = entry.data, entry.kind
         if kind == "request_started":
-            self.started.labels(app).inc()
+            self._child(self.started, app).inc()
         elif kind == "request_finished":
-            self.finished.labels(app, data["status"]).inc()
+            self._child(self.finished, app, data["status"]).inc()
         elif kind == "call_started" and data["retry"]:
-            self.retries.labels(app, data["function"]).inc()
+            self._child(self.retries, app, data["function"]).inc()
         elif kind == "call_finished":
             function = data["function"]
-            self.attempts.labels(app, function, data["status"]).inc()
+            self._child(self.attempts, app, function, data["status"]).inc()
             if data["duration"] is not None:
-                self.latency.labels(app, function).observe(data["duration"])
+                self._child(self.latency, app, function).observe(data["duration"])
             if (data["error"] or {}).get("reason") == "function_timeout":
-                self.timeouts.labels(app, function).inc()
+                self._child(self.timeouts, app, function).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
