@@ -138,6 +138,7 @@ class Engine(CallRouter):
         self._templates_prepare = False  # ...and templates may have to start
         self.accepting = False
         self._stopping = asyncio.Event()  # set when a graceful shutdown begins
+        self._watchers: set[asyncio.Future[None]] = set()  # clients in Engine.wait
         self._drained = asyncio.Event()  # set when no request is left running
         self._requests_started = 0  # by this server (what _release_memory_when_idle watches)
 
@@ -163,7 +164,13 @@ class Engine(CallRouter):
         handler."""
         self.accepting = False
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._loop.call_soon_threadsafe(self._stop_waiting)
+
+    def _stop_waiting(self) -> None:
+        self._stopping.set()
+        for watcher in self._watchers:
+            if not watcher.done():
+                watcher.set_result(None)
 
     async def drain(self, grace: float) -> bool:
         """After :meth:`begin_shutdown`: wait up to ``grace`` seconds for running requests
@@ -391,6 +398,8 @@ class Engine(CallRouter):
         """The result of a new request's record, once committed. While the database is
         unreachable, after RECORD_WAIT_SECONDS the record is withdrawn (it never commits)
         and DatabaseUnavailableError raised, so the client hears 503, not silence."""
+        if future.done():  # committed already (a waiting client's record, usually)
+            return future.result()
         while True:
             try:
                 return await asyncio.wait_for(asyncio.shield(future), RECORD_WAIT_SECONDS)
@@ -430,16 +439,21 @@ class Engine(CallRouter):
         if run is None:  # finished, or run by another replica
             await self.leases.wait_remote(request_id, timeout, self._stopping)
             return
-        # A graceful shutdown answers waiting clients at once (the request goes on).
-        done = asyncio.ensure_future(run.done.wait())
-        stopping = asyncio.ensure_future(self._stopping.wait())
+        if run.done.is_set() or self._stopping.is_set():
+            return
+        # One future, woken by the request's end (RequestRun.mark_done) or by a graceful
+        # shutdown, which answers waiting clients at once (the request goes on).
+        watcher: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        run.watchers.append(watcher)
+        self._watchers.add(watcher)
         try:
-            await asyncio.wait(
-                {done, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait_for(watcher, timeout)
+        except TimeoutError:
+            pass
         finally:
-            done.cancel()
-            stopping.cancel()
+            self._watchers.discard(watcher)
+            if watcher in run.watchers:
+                run.watchers.remove(watcher)
 
     async def cancel(self, request_id: str, reason: str = "cancelled by the user") -> bool:
         """Stop a running request: its running calls stop, queued ones never start, and it

@@ -481,7 +481,7 @@ class Leases:
             return
         log.warning("request %s: its lease went to another replica; stopped here", run.id)
         run.status = "cancelled"  # final here: nothing more of it is journaled by us
-        run.done.set()
+        run.mark_done()
         engine.events.feeds.pop(run.id, None)
         if not engine.live:
             engine._drained.set()

@@ -68,10 +68,20 @@ class RequestRun:
     status: str = "pending"
     diverged: list[str] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Futures of clients waiting for it to end (Engine.wait), resolved by mark_done.
+    watchers: list[asyncio.Future[None]] = field(default_factory=list)
 
     @property
     def app(self) -> str:
         return self.version.app
+
+    def mark_done(self) -> None:
+        """It ended (or is no longer this server's): wake whoever waits for it."""
+        self.done.set()
+        for watcher in self.watchers:
+            if not watcher.done():
+                watcher.set_result(None)
+        self.watchers.clear()
 
     @property
     def finished(self) -> bool:

@@ -425,7 +425,7 @@ class CallRouter(PoolHooks):
         )
         while len(self.recent) > RECENT_OUTCOMES:
             self.recent.popitem(last=False)
-        run.done.set()
+        run.mark_done()
         self.events.finished(run, status, error)
         self.live.pop(run.id, None)
         if not self.live:

@@ -114,7 +114,9 @@ class FastPath:
         """Whether this request is one :class:`FastPath` answers (decided before the
         Guard: its path then names the application as the client wrote it)."""
         route = _match(scope["method"], scope["path"])
-        return route is not None and _query(route[0], scope["query_string"]) is not None
+        query = _query(route[0], scope["query_string"]) if route is not None else None
+        scope["cove.query"] = query  # read once: the Guard changes the path, not the query
+        return query is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._guarded(scope, receive, send)
@@ -122,7 +124,7 @@ class FastPath:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         # After the Guard: the path names the application with its namespace.
         route = _match(scope["method"], scope["path"])
-        query = _query(route[0], scope["query_string"]) if route is not None else None
+        query = scope.get("cove.query")
         if route is None or query is None:  # the Guard changes names, not shapes
             raise RuntimeError(f"fast path lost its route: {scope['path']}")
         handler, params, tensorlake = route
