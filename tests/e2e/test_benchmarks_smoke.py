@@ -33,7 +33,9 @@ def test_quick_run_of_cove_alone_writes_results_table_and_plot(tmp_path: Path) -
     assert level["throughput"]["requests"] > 0 and level["throughput"]["errors"] == 0
     assert level["memory"]["server_rss_mb"] > 0 and level["memory"]["container_rss_mb"] > 0
     # The table (Markdown too) and the plot.
-    assert "| No-arg application round trip, p50 (Cove: over HTTP) | ≤ 2.00 ms |" in done.stdout
+    # Without DBOS in the run, the round trip has no target (it is half of DBOS's p50).
+    assert "| No-arg application round trip, p50 (Cove: over HTTP) | - |" in done.stdout
+    assert "| Server CPU per no-arg request | ≤ 0.50 ms |" in done.stdout
     assert "Map over 100 items of a trivial function" in done.stdout
     plot = tmp_path / "results-fanout.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
