@@ -132,7 +132,11 @@ def _wal_commits_s(factor: float, n: int) -> Callable[[Results], float | None]:
 
 HOT_PATH = "see docs/benchmarks.md, The hot path"
 #: Why a server CPU row is missed (the footnote reads "missed because <why>.").
-CPU_WHY = f"of the server's own work per call ({HOT_PATH})"
+CPU_WHY = (
+    "what is left is spread over many small steps of one Python process (HTTP parsing and "
+    "the Guard, the request's and each call's journal rows and events, frames to and from "
+    f"containers, two threads handing work over); no single step stands out ({HOT_PATH})"
+)
 
 
 def comparison_rows(counts: dict[str, Any]) -> list[Row]:
@@ -147,8 +151,9 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
             lambda c: _get(c, "round_trip", "p50_ms"),
             lambda r: job_cell(r, "noop", "p50_ms"),
             Target(lambda res: _half(_dbos_noop_p50(res)), basis=f"0.5 {TIMES} DBOS"),
-            "two commits precede the answer at synchronous=FULL, plus HTTP and a round trip "
-            "to the container process; " + HOT_PATH),
+            "the answer follows one commit at synchronous=FULL (a WAL commit is 0.3-0.6 ms "
+            "here), a round trip to the container process and the server's CPU per request, "
+            "on 2 cores shared with the client; DBOS calls in-process; " + HOT_PATH),
         Row("Server CPU per no-arg request", "ms",
             lambda c: _get(c, "round_trip", "server_cpu_ms_per_call"), no_ref, Target(0.5),
             CPU_WHY),
@@ -159,8 +164,9 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
                 lambda c, n=n: _get(c, "maps", str(n), "median_s"),
                 lambda r, n=n: job_cell(r, f"map-{n}"),
                 Target(2.0) if n == 10000 else None,
-                "each item is a journaled call sent to a container and answered over a pipe; "
-                + HOT_PATH)
+                "each item is a journaled call sent to a container and answered over a "
+                "pipe: the server's CPU per item and the containers' (a thread hand-off, "
+                "unpickling and pickling per call) share 2 cores; " + HOT_PATH)
         )  # fmt: skip
     if 1000 in sizes:
         rows.append(
@@ -183,8 +189,9 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
             lambda r: job_cell(r, f"sequential-{items}"),
             Target(_wal_commits_s(1.2, items), basis=f"1.2 {TIMES} {items:,} WAL commits")
             if full else None,
-            "each child's output is committed (an fsync at FULL) before its parent sees it; "
-            + HOT_PATH),
+            "besides its commit (the fsync the target allows), each child call crosses four "
+            "process or thread wake-ups (parent to server, server to child, child to server, "
+            "commit to parent) that no commit can overlap; " + HOT_PATH),
         Row("Server CPU per sequential child call", "ms",
             lambda c: _get(c, "sequential", "server_cpu_ms_per_call"), no_ref,
             Target(0.25) if full else None, CPU_WHY),
@@ -192,11 +199,14 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
             lambda c: _get(c, "fanout", "median_s"),
             lambda r: job_cell(r, f"fanout-{items}"),
             Target(0.3) if full else None,
-            "every call is a separate request to the scheduler; " + HOT_PATH),
+            "every call is a separate request to the scheduler, journaled and sent to a "
+            "container: 1,000 calls at the server's and the containers' CPU per call; "
+            + HOT_PATH),
         Row(f"Burst (warm 4, max 8, {burst:,} requests), p99", "ms",
             lambda c: _get(c, "burst", "p99_ms"), no_ref,
             Target(1000.0) if burst == 200 else None,
-            "the requests queue for a pool of at most 8 containers; " + HOT_PATH),
+            "each busy container holds its CPU (1.0) and the machine has 2, so the 200 "
+            "calls of 50 ms run two at a time: at least 5 s for the last; " + HOT_PATH),
         Row("Container cold start, p50 (decision to ready)", "ms",
             lambda c: _get(c, "cold_start", "p50_ms"), no_ref, Target(50.0),
             "a container process starts, imports cove and the user's module"),
@@ -212,8 +222,10 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
             lambda c: _get(c, "memory_before", "server_rss_mb"), no_ref),
         Row("Server RSS, idle after the runs", "MB",
             lambda c: _get(c, "memory", "server_rss_mb"), no_ref, Target(100.0),
-            "the server keeps memory it grew to during the largest map and the throughput "
-            "run: compare its RSS idle after its first request"),
+            "the server keeps memory it grew to during the 10,000-item map (its live Python "
+            "objects are back near their size before it; what stays resident is allocator "
+            "arenas that still hold a few live objects, which malloc_trim cannot return); "
+            + HOT_PATH),
         Row("Peak RSS (Cove: server VmHWM; others: their one process)", "MB",
             lambda c: _get(c, "memory", "server_peak_rss_mb"), _reference_peak, compare=False),
         Row("One idle container's RSS", "MB",
