@@ -167,7 +167,9 @@ def test_a_frozen_replica_that_wakes_up_records_nothing_for_a_request_taken_over
 
     status = _replica_status(a)
     fenced = status["fenced_writes"]
-    assert _fenced_metric(a) == fenced > 0
+    # The metric is the same counter. A may still have late writes refused between two
+    # reads (it failed 1 run in 4 before this change, on the older code too): bracketed.
+    assert 0 < fenced <= _fenced_metric(a) <= _replica_status(a)["fenced_writes"]
     takeovers = _replica_status(b)["takeovers"]
     assert takeovers >= 1
     assert _replica_status(b)["fenced_writes"] == 0
