@@ -443,3 +443,32 @@ def test_wal_commit_cost_commits_each_transaction_in_wal_mode(
         "PRAGMA synchronous=NORMAL",
     ]
     assert seen.count("COMMIT") == 10 and seen.count("BEGIN") == 10
+
+
+def test_steps_keeps_each_revisions_best_round_and_tables_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import steps
+
+    seen: list[str | None] = []
+    cpu = iter([2.0, 1.5, 1.8, 1.0])  # old, new, old, new: the old's second round is better
+
+    def fake_measure(env: dict[str, str | None], _root: Path) -> dict[str, dict[str, float]]:
+        seen.append(env["PYTHONPATH"])
+        value = next(cpu)
+        figure = {"cpu_ms": value, "loop_cpu_ms": value / 2, "wall_ms": value * 2}
+        return {name: dict(figure) for name, *_ in steps.WORKLOADS}
+
+    monkeypatch.setattr(steps, "measure", fake_measure)
+    monkeypatch.setattr(steps, "_worktree", lambda rev, root: tmp_path / rev)
+    assert steps.main(["old=/hide", "new", "--rounds", "2"]) == 0
+    assert seen == [f"{tmp_path}/old/src:/hide", f"{tmp_path}/new/src"] * 2
+    table = capsys.readouterr().out.splitlines()
+    assert (
+        table[2]
+        == "| old | 1.80 ms | 0.90 ms | 3.60 ms | 1.800 ms | 3.600 s | 1.800 ms | 1.080 s |"
+    )
+    assert (
+        table[3]
+        == "| new | 1.00 ms | 0.50 ms | 2.00 ms | 1.000 ms | 2.000 s | 1.000 ms | 0.600 s |"
+    )
