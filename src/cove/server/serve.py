@@ -10,10 +10,10 @@ stops at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
-import uvloop
 from fastapi import FastAPI
 
 from cove.engine.engine import Engine
@@ -62,5 +62,14 @@ def serve(settings: Settings) -> None:
         loop="none",
     )
     server = GracefulServer(config, app, settings.shutdown_grace)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(server.serve())
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop (uvicorn's "standard" extra), or asyncio's where it is not built (Windows)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
