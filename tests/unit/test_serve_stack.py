@@ -34,6 +34,20 @@ def test_the_server_uses_uvloop_and_httptools(monkeypatch: pytest.MonkeyPatch) -
     assert configs[0].http == "httptools"
 
 
+def test_the_server_collects_garbage_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        serve.tune_gc()
+        assert gc.get_threshold() == serve.GC_THRESHOLDS
+        assert gc.get_threshold()[0] > before[0]
+        assert gc.get_freeze_count() > 0  # start-up's objects: out of every collection
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
 def test_without_uvloop_the_loop_is_asyncios(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 
