@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from typing import Any
 import httpx
 
 from benchmarks.server import ServerProcess, cpu_seconds
+from benchmarks.suite import _call
 
 REPO = Path(__file__).resolve().parent.parent
 #: (name, application, argument, calls per run) of each workload.
@@ -53,34 +55,24 @@ def measure(env: dict[str, str | None], data_root: Path) -> dict[str, dict[str, 
     try:
         server.deploy()
         with httpx.Client(base_url=server.url, timeout=300) as http:
-
-            def call(app: str, argument: Any) -> None:
-                body = None if argument is None else json.dumps(argument)
-                headers = {} if body is None else {"content-type": "application/json"}
-                response = http.post(
-                    f"/applications/{app}", params={"wait": 280}, content=body, headers=headers
-                )
-                if response.status_code != 200:
-                    raise RuntimeError(f"{app}: HTTP {response.status_code}: {response.text}")
-
             for _ in range(100):
-                call("bench_noop", None)
+                _call(http, "bench_noop")
             figures = {}
             for name, app, argument, calls in WORKLOADS:
                 requests = calls if argument is None else 1
                 if argument is not None:
-                    call(app, argument)  # starts its containers
+                    _call(http, app, argument, 280)  # starts its containers
                 figures[name] = _least_of_three(
-                    server.pid, calls, lambda a=app, g=argument, n=requests: _repeat(call, a, g, n)
+                    server.pid, calls, lambda a=app, g=argument, n=requests: _repeat(http, a, g, n)
                 )
             return figures
     finally:
         server.stop()
 
 
-def _repeat(call: Callable[[str, Any], None], app: str, argument: Any, times: int) -> None:
+def _repeat(http: httpx.Client, app: str, argument: Any, times: int) -> None:
     for _ in range(times):
-        call(app, argument)
+        _call(http, app, argument, 280)  # raises on anything but its 200
 
 
 def _least_of_three(pid: int, calls: int, run: Callable[[], None]) -> dict[str, float]:
@@ -137,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                 figures = measure(env, root)
                 rounds[rev].append(figures)
                 print(f"round {number + 1}, {rev}: {json.dumps(figures)}", file=sys.stderr)
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
+    finally:  # the worktrees go with the run
+        for tree in root.iterdir():
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                check=False, capture_output=True,
+            )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
     best = {
         rev: {
             name: min((r[name] for r in results), key=lambda f: f["cpu_ms"])

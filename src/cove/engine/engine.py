@@ -138,7 +138,6 @@ class Engine(CallRouter):
         self._templates_prepare = False  # ...and templates may have to start
         self.accepting = False
         self._stopping = asyncio.Event()  # set when a graceful shutdown begins
-        self._watchers: set[asyncio.Future[None]] = set()  # clients in Engine.wait
         self._drained = asyncio.Event()  # set when no request is left running
         self._requests_started = 0  # by this server (what _release_memory_when_idle watches)
 
@@ -168,9 +167,8 @@ class Engine(CallRouter):
 
     def _stop_waiting(self) -> None:
         self._stopping.set()
-        for watcher in self._watchers:
-            if not watcher.done():
-                watcher.set_result(None)
+        for run in self.live.values():
+            run.wake_watchers()
 
     async def drain(self, grace: float) -> bool:
         """After :meth:`begin_shutdown`: wait up to ``grace`` seconds for running requests
@@ -439,19 +437,17 @@ class Engine(CallRouter):
         if run is None:  # finished, or run by another replica
             await self.leases.wait_remote(request_id, timeout, self._stopping)
             return
-        if run.done.is_set() or self._stopping.is_set():
+        if run.done or self._stopping.is_set():
             return
         # One future, woken by the request's end (RequestRun.mark_done) or by a graceful
         # shutdown, which answers waiting clients at once (the request goes on).
         watcher: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         run.watchers.append(watcher)
-        self._watchers.add(watcher)
         try:
             await asyncio.wait_for(watcher, timeout)
         except TimeoutError:
             pass
         finally:
-            self._watchers.discard(watcher)
             if watcher in run.watchers:
                 run.watchers.remove(watcher)
 

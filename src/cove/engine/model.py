@@ -67,7 +67,7 @@ class RequestRun:
     state: dict[str, bytes] = field(default_factory=dict)
     status: str = "pending"
     diverged: list[str] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False  # ended here, or no longer this server's (mark_done)
     #: Futures of clients waiting for it to end (Engine.wait), resolved by mark_done.
     watchers: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -77,7 +77,11 @@ class RequestRun:
 
     def mark_done(self) -> None:
         """It ended (or is no longer this server's): wake whoever waits for it."""
-        self.done.set()
+        self.done = True
+        self.wake_watchers()
+
+    def wake_watchers(self) -> None:
+        """Answer every client waiting for it now (at its end, or at a graceful shutdown)."""
         for watcher in self.watchers:
             if not watcher.done():
                 watcher.set_result(None)
