@@ -1,13 +1,17 @@
-"""Once requests stop, the server gives the memory they made it grow to back to the system
-(Engine._release_memory_when_idle): after each spell of requests, with none running."""
+"""A finished request leaves nothing big behind in memory; once requests stop, the server
+gives the memory they made it grow to back to the system (Engine._release_memory_when_idle):
+after each spell of requests, with none running."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
 from cove.engine import engine as engine_module
+from cove.engine import events as events_module
+from cove.engine.model import Call
 from tests.conftest import deployed_client, wait_until
 
 
@@ -30,3 +34,34 @@ def test_the_server_releases_memory_once_requests_stop(
         assert client.post("/applications/shout?wait=30", json="b").json() == "B"
         wait_until(lambda: len(calls) == 2, 30, "released again after the next idle spell")
         assert calls == [0, 0]
+
+
+def test_a_finished_request_leaves_no_call_in_memory_and_its_stream_in_a_bounded_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keep finished streams of at most 60 entries and calls, beside the newest one.
+    monkeypatch.setattr(events_module, "RECENT_WEIGHT", 60)
+    with deployed_client(tmp_path, "execution.py") as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        first = client.post("/applications/many_sequential?wait=60", json=40)
+        assert first.status_code == 200, first.text
+        first_id = first.headers["X-Cove-Request-Id"]
+
+        def calls_alive() -> int:
+            gc.collect()
+            return sum(isinstance(o, Call) and o.run.id == first_id for o in gc.get_objects())
+
+        # Nothing (the writer's last batch, a closure) holds the finished request's calls.
+        wait_until(lambda: calls_alive() == 0, 30, "the finished request's calls freed")
+        assert first_id in engine.events.recent  # the newest finished stream stays
+        url = f"/applications/many_sequential/requests/{first_id}/progress"
+        everything = client.get(url, params={"format": "json"}).json()["events"]
+        assert len(everything) == 1 + 41 * 2 + 1  # started, each call started and finished
+
+        second = client.post("/applications/many_sequential?wait=60", json=5)
+        assert second.status_code == 200, second.text
+        # The first (over 60 entries and calls) made room for the second; its readers get
+        # the same events from the journal.
+        assert first_id not in engine.events.recent
+        assert second.headers["X-Cove-Request-Id"] in engine.events.recent
+        assert client.get(url, params={"format": "json"}).json()["events"] == everything

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from cove.engine.ids import is_request_id, new_request_id
 from cove.store import open_store
 from cove.store.migrations import MIGRATIONS, current_version
 from cove.store.schema import progress
+from tests.conftest import wait_until
 
 
 def test_migrations_build_every_table_from_empty(tmp_path: Path) -> None:
@@ -98,6 +101,38 @@ def test_a_failing_write_does_not_sink_its_batch(tmp_path: Path) -> None:
             lambda c: c.execute(select(func.count()).select_from(progress)).scalar()
         )
         assert count == 2
+    finally:
+        store.close()
+
+
+def test_a_committed_write_is_not_kept_alive_by_the_writer(tmp_path: Path) -> None:
+    """The writer waits for the next write holding nothing of the last batch: a write's
+    closure (in the engine: a finished request and all its calls) is freed once done."""
+
+    class Payload:
+        pass
+
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    release, started, finished = threading.Event(), threading.Event(), threading.Event()
+    try:
+
+        def hold(_: object) -> None:
+            started.set()
+            release.wait(30)
+
+        store.submit(hold)  # the writer is busy with this one...
+        assert started.wait(30)
+        payload = Payload()
+        alive = weakref.ref(payload)
+        for i in (1, 2):  # ...so these two share the next batch
+            store.submit(
+                lambda c, p=payload, i=i: c.execute(progress.insert(), _row(i)) and p,
+                lambda *_, i=i: finished.set() if i == 2 else None,
+            )
+        del payload
+        release.set()
+        assert finished.wait(30)
+        wait_until(lambda: gc.collect() >= 0 and alive() is None, 10, "the payload freed")
     finally:
         store.close()
 

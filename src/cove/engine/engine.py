@@ -62,7 +62,6 @@ MACHINE_REASONS = ("container_lost",)
 RETRYABLE = ("function_error", "function_timeout", "out_of_memory")
 
 
-RECENT_OUTCOMES = 4096
 #: How long a new request's record may wait for an unreachable database before the client
 #: is answered 503 ``database_unavailable`` (the record withdrawn, so it never appears).
 RECORD_WAIT_SECONDS = 5.0

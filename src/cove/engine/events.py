@@ -38,12 +38,15 @@ log = logging.getLogger(__name__)
 INLINE_OUTPUT_LIMIT = 8192
 #: Log lines of a request kept in memory for live readers (older ones come from the journal).
 LOG_WINDOW = 5000
-#: Finished requests whose streams stay in memory, for readers that arrive just after.
+#: Finished requests whose streams stay in memory, for readers that arrive just after: at
+#: most this many, holding at most ``RECENT_WEIGHT`` entries and calls together (the newest
+#: one is kept whatever its size). Readers of an older one read the journal.
 RECENT_FEEDS = 256
+RECENT_WEIGHT = 20_000
 FINAL = ("succeeded", "failed", "cancelled")
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One numbered entry of a request's event stream (``kind``: the event type) or its log
     (``kind == "log"``)."""
@@ -87,7 +90,7 @@ class Stream:
         return entry
 
 
-@dataclass
+@dataclass(slots=True)
 class CallInfo:
     """The latest attempt of a call, as its ``call_started`` event told."""
 
@@ -107,6 +110,7 @@ class Feed:
     logs: Stream
     calls: dict[str, CallInfo] = field(default_factory=dict)
     done: bool = False
+    weight: int = 0  # entries and calls held, counted when it finished
 
 
 class EventLog:
@@ -116,6 +120,7 @@ class EventLog:
         self.store = store
         self.feeds: dict[str, Feed] = {}
         self.recent: OrderedDict[str, Feed] = OrderedDict()
+        self._recent_weight = 0
         self.listeners: list[Listener] = []
         # Rows waiting for the writer; one lazy write drains them all.
         self._rows: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
@@ -144,7 +149,7 @@ class EventLog:
         self._open(run, last_event, last_log, resumed=True)
 
     def _open(self, run: RequestRun, last_event: int, last_log: int, resumed: bool) -> None:
-        self.recent.pop(run.id, None)
+        self.forget(run.id)
         feed = Feed(run.id, run.app, Stream(last_event + 1, None), Stream(last_log + 1, LOG_WINDOW))
         self.feeds[run.id] = feed
         data = {
@@ -215,9 +220,19 @@ class EventLog:
             data.update(output_fields(run.app, run.id, root.output, root.content_type))
         feed.done = True
         self._emit(feed, "request_finished", data)
+        feed.weight = len(feed.calls) + len(feed.events.items) + len(feed.logs.items)
         self.recent[run.id] = feed
-        while len(self.recent) > RECENT_FEEDS:
-            self.recent.popitem(last=False)
+        self._recent_weight += feed.weight
+        while len(self.recent) > RECENT_FEEDS or (
+            self._recent_weight > RECENT_WEIGHT and len(self.recent) > 1
+        ):
+            self._recent_weight -= self.recent.popitem(last=False)[1].weight
+
+    def forget(self, request_id: str) -> None:
+        """Drop a finished request's streams from memory (its readers read the journal)."""
+        feed = self.recent.pop(request_id, None)
+        if feed is not None:
+            self._recent_weight -= feed.weight
 
     def logs(self, container: str, function: str, lines: list[tuple[Any, ...]]) -> None:
         """Lines a container captured: ``(request_id, call_id, stream, time, level, text)``."""

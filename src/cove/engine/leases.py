@@ -600,7 +600,7 @@ class Leases:
             request_id, _, by = payload.partition(" ")
             if by != self.replica_id:
                 self.engine.recent.pop(request_id, None)
-                self.engine.events.recent.pop(request_id, None)
+                self.engine.events.forget(request_id)
         elif payload != self.replica_id:
             self._wake.set()  # leases released, or a deploy: a round now
 

@@ -15,7 +15,7 @@ FINAL_CALL = ("succeeded", "failed")
 FINAL_REQUEST = ("succeeded", "failed", "cancelled")
 
 
-@dataclass
+@dataclass(slots=True)
 class Waiter:
     """A parent waiting for a call: the container it runs in and the token it expects."""
 
@@ -25,7 +25,7 @@ class Waiter:
     attempt: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """One durable function call of a live request."""
 

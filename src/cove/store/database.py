@@ -223,29 +223,36 @@ class Store:
         return result
 
     def _run(self) -> None:
-        while True:
-            first: _Item | object | None
+        # Each round in a call of its own: nothing of a committed batch stays referenced
+        # (by a local of this loop) while the writer waits for the next write.
+        while not self._round(self._next()):
+            pass
+
+    def _next(self) -> _Item | object | None:
+        try:
+            return self._queue.get(timeout=LAZY_FLUSH_SECONDS)
+        except queue.Empty:
+            return _TICK  # time to look at the lazy writes
+
+    def _round(self, first: _Item | object | None) -> bool:
+        """Commit ``first`` with whatever else is queued (and the lazy writes that are
+        due); True once the store closes."""
+        stop = first is None
+        items = [first] if isinstance(first, _Item) else []
+        while not stop and len(items) < _BATCH_LIMIT:
             try:
-                first = self._queue.get(timeout=LAZY_FLUSH_SECONDS)
+                item = self._queue.get_nowait()
             except queue.Empty:
-                first = _TICK  # time to look at the lazy writes
-            stop = first is None
-            items = [first] if isinstance(first, _Item) else []
-            while not stop and len(items) < _BATCH_LIMIT:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                else:
-                    items.append(item)
-            batch = self._take_lazy(force=bool(items) or stop) + items
-            batch.sort(key=lambda i: i.seq)
-            if batch:
-                self._commit(batch)
-            if stop:
-                return
+                break
+            if item is None:
+                stop = True
+            else:
+                items.append(item)
+        batch = self._take_lazy(force=bool(items) or stop) + items
+        batch.sort(key=lambda i: i.seq)
+        if batch:
+            self._commit(batch)
+        return stop
 
     def _take_lazy(self, force: bool) -> list[_Item]:
         """The lazy writes to commit now: all of them with another write, else old ones."""
