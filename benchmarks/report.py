@@ -348,7 +348,7 @@ def _lower_first(text: str) -> str:
 Getter = Callable[[dict[str, Any]], Cell]
 
 
-def detail_rows(items: int, repeats: int) -> list[tuple[str, Getter, str]]:
+def detail_rows(items: int, repeats: int, idle: float) -> list[tuple[str, Getter, str]]:
     """Cove's own figures, one column per SQLite synchronous level."""
     runs = f"median of {repeats}" if repeats > 1 else "1 run"
     return [
@@ -375,6 +375,9 @@ def detail_rows(items: int, repeats: int) -> list[tuple[str, Getter, str]]:
         ("  latency p99", lambda r: _get(r, "burst", "p99_ms"), "ms"),
         ("Containers running at the end / their total RSS",
          lambda r: _get(r, "memory", "containers_rss_total_mb"), "MB"),
+        (f"  after the container idle timeout ({idle:g} s) / their RSS",
+         lambda r: _get(r, "memory_idle", "containers_rss_total_mb"), "MB"),
+        ("  server RSS then", lambda r: _get(r, "memory_idle", "server_rss_mb"), "MB"),
         ("Cold first call (template + container start)", lambda r: _get(r, "cold_first_call_s"),
          "s"),
         ("Server start until /healthz", lambda r: _get(r, "startup_s"), "s"),
@@ -392,12 +395,16 @@ def detail_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     levels = results["levels"]
     header = ["Cove figure"] + [lvl["label"] for lvl in levels]
     body = []
-    for name, get, unit in detail_rows(counts["fanout_items"], counts["repeats"]):
+    for name, get, unit in detail_rows(
+        counts["fanout_items"], counts["repeats"], counts.get("idle_timeout_s", 300.0)
+    ):
         cells = [name]
         for lvl in levels:
             text = cell_text(get(lvl), unit)
             if name.startswith("Containers running"):
                 text = f"{lvl.get('memory', {}).get('containers', '-')} / {text}"
+            elif name.startswith("  after the container idle timeout"):
+                text = f"{lvl.get('memory_idle', {}).get('containers', '-')} / {text}"
             cells.append(text)
         body.append(cells)
     return header, body

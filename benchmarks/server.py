@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -129,14 +130,19 @@ class ServerProcess:
         return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
 
     def container_functions(self) -> dict[int, str]:
-        """Container pid -> the function it serves (from its container id)."""
+        """Container pid -> the function it serves (from its container id, recorded as
+        ``<app>-v<version>-<function>-<n>`` in the pid's file); a template process (which
+        containers are forked from) maps to ``template``."""
         found: dict[int, str] = {}
         for pid in self.container_pids():
             try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                found[pid] = cmdline[4].decode() if len(cmdline) > 4 else "?"
+                record = (self.data_dir / "containers" / str(pid)).read_text().strip()
             except OSError:
                 continue
+            named = re.search(r"-v\d+-(.+)-\d+$", record)
+            found[pid] = "template" if record.startswith("template ") else (
+                named.group(1) if named else "?"
+            )
         return found
 
     def stop(self, timeout: float = 20.0) -> None:

@@ -32,6 +32,10 @@ def test_quick_run_of_cove_alone_writes_results_table_and_plot(tmp_path: Path) -
     assert level["cold_start"]["containers"] >= 1 and level["cold_start"]["warm_p50_ms"] > 0
     assert level["throughput"]["requests"] > 0 and level["throughput"]["errors"] == 0
     assert level["memory"]["server_rss_mb"] > 0 and level["memory"]["container_rss_mb"] > 0
+    # Once idle for the container idle timeout, only the containers kept warm are left.
+    left = {c["function"] for c in level["memory_idle"]["container_list"]}
+    assert left <= {"bursty", "bench_warm"}, level["memory_idle"]
+    assert level["memory_idle"]["containers"] < level["memory"]["containers"]
     # The table (Markdown too) and the plot.
     # Without DBOS in the run, the round trip has no target (it is half of DBOS's p50).
     assert "| No-arg application round trip, p50 (Cove: over HTTP) | - |" in done.stdout

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         description="SQLite synchronous level: FULL survives power loss, NORMAL only crashes",
     )
     default_max_containers: int = Field(default_factory=_default_max_containers, ge=1)
-    container_idle_timeout: float = Field(default=300.0, gt=0)
+    container_idle_timeout: float = Field(default=60.0, gt=0)
     inline_payload_limit: int = Field(default=16 * 1024, ge=0)
     machine_retries: int = Field(
         default=3, ge=0, description="retries of calls lost to a container crash"
