@@ -205,9 +205,9 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
         Row(f"Burst (warm 4, max 8, {burst:,} requests), p99", "ms",
             lambda c: _get(c, "burst", "p99_ms"), no_ref,
             Target(1000.0) if burst == 200 else None,
-            "each busy container holds its CPU (1.0) and the machine has 2, so the 200 "
-            "calls of 50 ms run two at a time, 5 s in all, and a request's latency is mostly "
-            "its wait in that queue; " + HOT_PATH),
+            "the 200 calls of 50 ms arrive at once and at most 8 run at a time (max 8, one "
+            "call each), so the last ones wait 24 rounds: 1.25 s is the floor of the p99 "
+            "before any overhead; " + HOT_PATH),
         Row("Container cold start, p50 (decision to ready)", "ms",
             lambda c: _get(c, "cold_start", "p50_ms"), no_ref, Target(50.0),
             "a container process starts, imports cove and the user's module"),
