@@ -205,9 +205,9 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
         Row(f"Burst (warm 4, max 8, {burst:,} requests), p99", "ms",
             lambda c: _get(c, "burst", "p99_ms"), no_ref,
             Target(1000.0) if burst == 200 else None,
-            "the 200 calls of 50 ms arrive at once and at most 8 run at a time (max 8, one "
-            "call each), so the last ones wait 24 rounds: 1.25 s is the floor of the p99 "
-            "before any overhead; " + HOT_PATH),
+            "at most 8 of the 200 calls of 50 ms run at a time (max 8, one call each), so "
+            "a request's latency is mostly its wait in the queue behind the others; "
+            + HOT_PATH),
         Row("Container cold start, p50 (decision to ready)", "ms",
             lambda c: _get(c, "cold_start", "p50_ms"), no_ref, Target(50.0),
             "a container process starts, imports cove and the user's module"),
@@ -223,10 +223,11 @@ def comparison_rows(counts: dict[str, Any]) -> list[Row]:
             lambda c: _get(c, "memory_before", "server_rss_mb"), no_ref),
         Row("Server RSS, idle after the runs", "MB",
             lambda c: _get(c, "memory", "server_rss_mb"), no_ref, Target(100.0),
-            "the server keeps memory it grew to during the 10,000-item map (its live Python "
-            "objects are back near their size before it; what stays resident is allocator "
-            "arenas that still hold a few live objects, which malloc_trim cannot return); "
-            + HOT_PATH),
+            "the server keeps memory it grew to while the 10,000-item map held its calls in "
+            "flight: its live Python objects are back to their size before it (tracemalloc), "
+            "but CPython's allocator keeps every 1 MiB arena that still holds one live object "
+            "(after the map, 36 MB of empty pools in 94 arenas); PYTHONMALLOC=malloc gives it "
+            "back (101 MB) at 20 % more CPU per call; " + HOT_PATH),
         Row("Peak RSS (Cove: server VmHWM; others: their one process)", "MB",
             lambda c: _get(c, "memory", "server_peak_rss_mb"), _reference_peak, compare=False),
         Row("One idle container's RSS", "MB",

@@ -67,7 +67,7 @@ QUICK_COUNTS = Counts(
     throughput_warmup_s=0.5,
     throughput_seconds=1.0,
     wal_commits=200,
-    idle_timeout_s=2.0,
+    idle_timeout_s=5.0,
 )
 
 
@@ -445,7 +445,8 @@ def _memory(server: ServerProcess) -> dict[str, Any]:
             templates += 1
             continue
         containers.append({"pid": pid, "function": function, "rss_mb": _mb(rss_kb(pid))})
-    sizes: list[float] = [c["rss_mb"] for c in containers if c["rss_mb"] is not None]
+    containers = [c for c in containers if c["rss_mb"] is not None]  # (not stopped meanwhile)
+    sizes: list[float] = [c["rss_mb"] for c in containers]
     one = next(
         (c for c in containers if c["function"] == "inc"), containers[0] if containers else None
     )

@@ -65,3 +65,33 @@ def test_a_finished_request_leaves_no_call_in_memory_and_its_stream_in_a_bounded
         assert first_id not in engine.events.recent
         assert second.headers["X-Cove-Request-Id"] in engine.events.recent
         assert client.get(url, params={"format": "json"}).json()["events"] == everything
+
+
+def test_a_running_request_keeps_a_window_of_journaled_events_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "EVENT_WINDOW", 10)
+    with deployed_client(tmp_path, "execution.py") as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        held: list[int] = []  # events in memory as each is emitted, while the request runs
+
+        def listener(rid: str, app: str, entry: object) -> None:
+            feed = engine.events.feeds.get(rid)
+            if feed is not None:
+                held.append(len(feed.events.items))
+
+        engine.events.listeners.append(listener)
+        r = client.post("/applications/many_sequential?wait=60", json=60)
+        assert r.status_code == 200, r.text
+        rid = r.headers["X-Cove-Request-Id"]
+        # 123 events before the last; memory held the window and what was not journaled
+        # yet, never all of them.
+        assert len(held) == 123 and max(held) < 60, held
+        feed = engine.events.recent[rid]
+        wait_until(lambda: feed.events.journaled == 124, 30, "every event journaled")
+        # Readers still get every event, in order: the journal's, then memory's.
+        url = f"/applications/many_sequential/requests/{rid}/progress"
+        events = client.get(url, params={"format": "json"}).json()["events"]
+        assert [e["id"] for e in events] == list(range(1, 125))
+        later = client.get(url, params={"format": "json", "after": 100}).json()["events"]
+        assert [e["id"] for e in later] == list(range(101, 125))

@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 
 #: JSON outputs up to this size travel inline in the ``request_finished`` event.
 INLINE_OUTPUT_LIMIT = 8192
-#: Log lines of a request kept in memory for live readers (older ones come from the journal).
+#: Events and log lines of a request kept in memory, each, for live readers once they are
+#: journaled (older ones come from the journal): a request's memory does not grow with its
+#: number of calls.
+EVENT_WINDOW = 5000
 LOG_WINDOW = 5000
 #: Finished requests whose streams stay in memory, for readers that arrive just after: at
 #: most this many, holding at most ``RECENT_WEIGHT`` entries and calls together (the newest
@@ -65,10 +68,16 @@ Listener = Callable[[str, str, Entry], None]
 
 
 class Stream:
-    """Numbered entries in memory, and a signal that wakes readers when one is added."""
+    """Numbered entries in memory, and a signal that wakes readers when one is added.
 
-    def __init__(self, next_seq: int, window: int | None) -> None:
-        self.items: deque[Entry] = deque(maxlen=window)
+    At most ``window`` entries stay once they are journaled (``journaled``: the last number
+    known committed); older ones are read from the journal. Entries not journaled yet always
+    stay, so a reader never misses one between the journal and memory."""
+
+    def __init__(self, next_seq: int, window: int) -> None:
+        self.items: deque[Entry] = deque()
+        self.window = window
+        self.journaled = next_seq - 1  # (set by the writer thread after each commit)
         self.next_seq = next_seq
         self._changed: asyncio.Event | None = None  # made when a reader first asks
 
@@ -81,13 +90,22 @@ class Stream:
     def append(self, kind: str, at: float, data: dict[str, Any]) -> Entry:
         entry = Entry(self.next_seq, kind, at, data)
         self.next_seq += 1
-        self.items.append(entry)
+        items = self.items
+        items.append(entry)
+        if len(items) > self.window:
+            self.trim()
         # Wake every reader waiting on the current signal; later readers get a new one.
         # Nobody following (most requests): no signal is made at all.
         changed, self._changed = self._changed, None
         if changed is not None:
             changed.set()
         return entry
+
+    def trim(self) -> None:
+        """Drop the oldest journaled entries beyond the window."""
+        items, journaled = self.items, self.journaled
+        while len(items) > self.window and items[0].seq <= journaled:
+            items.popleft()
 
 
 @dataclass(slots=True)
@@ -150,7 +168,8 @@ class EventLog:
 
     def _open(self, run: RequestRun, last_event: int, last_log: int, resumed: bool) -> None:
         self.forget(run.id)
-        feed = Feed(run.id, run.app, Stream(last_event + 1, None), Stream(last_log + 1, LOG_WINDOW))
+        events, logs = Stream(last_event + 1, EVENT_WINDOW), Stream(last_log + 1, LOG_WINDOW)
+        feed = Feed(run.id, run.app, events, logs)
         self.feeds[run.id] = feed
         data = {
             "application": run.app,
@@ -276,9 +295,11 @@ class EventLog:
             first = not self._rows[0] and not self._rows[1]
             self._rows[table].append(row)
         if first:  # one lazy write takes every row added until it runs
-            self.store.submit(self._drain, lazy=True)
+            self.store.submit(self._drain, self._journaled, lazy=True)
 
-    def _drain(self, conn: Any) -> None:
+    def _drain(self, conn: Any) -> tuple[dict[str, int], dict[str, int]]:
+        """Journal the rows added since the last drain; returns the last event and log
+        numbers written per request."""
         with self._rows_lock:
             events, logs = self._rows
             self._rows = ([], [])
@@ -292,6 +313,20 @@ class EventLog:
                         self.refusal(request_id)
         obs.add_events(conn, events)
         obs.add_logs(conn, logs)
+        return {r["request_id"]: r["seq"] for r in events}, {
+            r["request_id"]: r["seq"] for r in logs
+        }
+
+    def _journaled(self, last: tuple[dict[str, int], dict[str, int]] | None, error: Any) -> None:
+        """In the writer thread, once a drain committed: those entries may leave memory."""
+        if error is not None or last is None:
+            return
+        for table, seqs in enumerate(last):
+            for request_id, seq in seqs.items():
+                feed = self.feeds.get(request_id) or self.recent.get(request_id)
+                if feed is not None:
+                    stream = feed.logs if table else feed.events
+                    stream.journaled = max(stream.journaled, seq)
 
     # -- reading ------------------------------------------------------------------------
     def _feed(self, request_id: str) -> Feed | None:
