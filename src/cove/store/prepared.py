@@ -7,9 +7,10 @@ of rows per call, so on the per-call path that overhead was most of the writer t
 CPU (docs/benchmarks.md, "The hot path"). A :class:`Prepared` statement is a Core statement
 like any other; it is compiled once per dialect and parameter set, and then executed on
 the DBAPI cursor of the same connection, inside the same transaction, with the same bind
-processors. A driver error is raised as SQLAlchemy would raise it (a ``DBAPIError``
-subclass, with ``connection_invalidated`` set for a lost connection), so callers cannot
-tell the difference.
+processors (but those that change nothing SQLite stores, ``_NATIVE_ON_SQLITE``). A driver
+error is raised as SQLAlchemy would raise it (a ``DBAPIError`` subclass, with
+``connection_invalidated`` set for a lost connection), so callers cannot tell the
+difference.
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Float, LargeBinary
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import Insert
+
+#: Types whose values sqlite3 binds as they are (bytes as a BLOB, floats and ints in a REAL
+#: column as a REAL): their bind processors (a ``memoryview`` of each BLOB, ``float()`` of
+#: each time) only cost CPU and memory per row there.
+_NATIVE_ON_SQLITE = (LargeBinary, Float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,8 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) 
     }
     processors = {}
     for bind in compiled.binds.values():
+        if dialect.name == "sqlite" and isinstance(bind.type, _NATIVE_ON_SQLITE):
+            continue
         processor = bind.type.bind_processor(dialect)
         if processor is not None:
             processors[compiled.bind_names[bind]] = processor
