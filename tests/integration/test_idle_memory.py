@@ -5,9 +5,12 @@ after each spell of requests, with none running."""
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from cove.engine import engine as engine_module
 from cove.engine import events as events_module
@@ -36,62 +39,72 @@ def test_the_server_releases_memory_once_requests_stop(
         assert calls == [0, 0]
 
 
+def _sequential(client: TestClient, n: int) -> str:
+    """Run many_sequential(n) (n child calls, one after another); its request id."""
+    r = client.post("/applications/many_sequential?wait=60", json=n)
+    assert r.status_code == 200, r.text
+    return r.headers["X-Cove-Request-Id"]
+
+
+def _events(client: TestClient, request_id: str, after: int = 0) -> list[dict[str, Any]]:
+    url = f"/applications/many_sequential/requests/{request_id}/progress"
+    events: list[dict[str, Any]] = client.get(
+        url, params={"format": "json", "after": after}
+    ).json()["events"]
+    return events
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with deployed_client(tmp_path, "execution.py") as client:
+        yield client
+
+
 def test_a_finished_request_leaves_no_call_in_memory_and_its_stream_in_a_bounded_window(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Keep finished streams of at most 60 entries and calls, beside the newest one.
     monkeypatch.setattr(events_module, "RECENT_WEIGHT", 60)
-    with deployed_client(tmp_path, "execution.py") as client:
-        engine = client.app.state.engine  # type: ignore[attr-defined]
-        first = client.post("/applications/many_sequential?wait=60", json=40)
-        assert first.status_code == 200, first.text
-        first_id = first.headers["X-Cove-Request-Id"]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    first = _sequential(client, 40)
 
-        def calls_alive() -> int:
-            gc.collect()
-            return sum(isinstance(o, Call) and o.run.id == first_id for o in gc.get_objects())
+    def calls_alive() -> int:
+        gc.collect()
+        return sum(isinstance(o, Call) and o.run.id == first for o in gc.get_objects())
 
-        # Nothing (the writer's last batch, a closure) holds the finished request's calls.
-        wait_until(lambda: calls_alive() == 0, 30, "the finished request's calls freed")
-        assert first_id in engine.events.recent  # the newest finished stream stays
-        url = f"/applications/many_sequential/requests/{first_id}/progress"
-        everything = client.get(url, params={"format": "json"}).json()["events"]
-        assert len(everything) == 1 + 41 * 2 + 1  # started, each call started and finished
+    # Nothing (the writer's last batch, a closure) holds the finished request's calls.
+    wait_until(lambda: calls_alive() == 0, 30, "the finished request's calls freed")
+    assert first in engine.events.recent  # the newest finished stream stays
+    everything = _events(client, first)
+    assert len(everything) == 1 + 41 * 2 + 1  # started, each call started and finished
 
-        second = client.post("/applications/many_sequential?wait=60", json=5)
-        assert second.status_code == 200, second.text
-        # The first (over 60 entries and calls) made room for the second; its readers get
-        # the same events from the journal.
-        assert first_id not in engine.events.recent
-        assert second.headers["X-Cove-Request-Id"] in engine.events.recent
-        assert client.get(url, params={"format": "json"}).json()["events"] == everything
+    second = _sequential(client, 5)
+    # The first (over 60 entries and calls) made room for the second; its readers get
+    # the same events from the journal.
+    assert first not in engine.events.recent
+    assert second in engine.events.recent
+    assert _events(client, first) == everything
 
 
 def test_a_running_request_keeps_a_window_of_journaled_events_in_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(events_module, "EVENT_WINDOW", 10)
-    with deployed_client(tmp_path, "execution.py") as client:
-        engine = client.app.state.engine  # type: ignore[attr-defined]
-        held: list[int] = []  # events in memory as each is emitted, while the request runs
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    held: list[int] = []  # events in memory as each is emitted, while the request runs
 
-        def listener(rid: str, app: str, entry: object) -> None:
-            feed = engine.events.feeds.get(rid)
-            if feed is not None:
-                held.append(len(feed.events.items))
+    def listener(rid: str, app: str, entry: object) -> None:
+        feed = engine.events.feeds.get(rid)
+        if feed is not None:
+            held.append(len(feed.events.items))
 
-        engine.events.listeners.append(listener)
-        r = client.post("/applications/many_sequential?wait=60", json=60)
-        assert r.status_code == 200, r.text
-        rid = r.headers["X-Cove-Request-Id"]
-        # 123 events before the last; memory held the window and what was not journaled
-        # yet, never all of them.
-        assert len(held) == 123 and max(held) < 60, held
-        feed = engine.events.recent[rid]
-        wait_until(lambda: feed.events.journaled == 124, 30, "every event journaled")
-        # Readers still get every event, in order: the journal's, then memory's.
-        url = f"/applications/many_sequential/requests/{rid}/progress"
-        events = client.get(url, params={"format": "json"}).json()["events"]
-        assert [e["id"] for e in events] == list(range(1, 125))
-        later = client.get(url, params={"format": "json", "after": 100}).json()["events"]
-        assert [e["id"] for e in later] == list(range(101, 125))
+    engine.events.listeners.append(listener)
+    rid = _sequential(client, 60)
+    # 123 events before the last; memory held the window and what was not journaled
+    # yet, never all of them.
+    assert len(held) == 123 and max(held) < 60, held
+    feed = engine.events.recent[rid]
+    wait_until(lambda: feed.events.journaled == 124, 30, "every event journaled")
+    # Readers still get every event, in order: the journal's, then memory's.
+    assert [e["id"] for e in _events(client, rid)] == list(range(1, 125))
+    assert [e["id"] for e in _events(client, rid, after=100)] == list(range(101, 125))
