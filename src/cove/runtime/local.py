@@ -38,6 +38,9 @@ from cove.runtime.usage import folder_bytes, resident_bytes
 log = logging.getLogger(__name__)
 _MARKERS = (b"cove.runtime.worker", b"cove.runtime.template")
 _EXIT_REPORT_WAIT = 2.0
+#: How long stopping a process waits for its exit to be reported once it was killed (or had
+#: ended): a server's shutdown must not hang on a child it cannot see go.
+_KILLED_EXIT_WAIT = 10.0
 
 
 class LocalContainer(Container):
@@ -107,12 +110,25 @@ class LocalContainer(Container):
             self._swept = True
             await asyncio.to_thread(descendants.sweep, self._token.__eq__)
         if self._process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                await self._process.wait()
+            await _wait_killed(self._process, f"container {self.id}")
         elif self._template is not None:
             await self._template.wait_exit(self._pid, _EXIT_REPORT_WAIT)
         self._record.unlink(missing_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)  # the container's ephemeral disk
+
+
+async def _wait_killed(process: asyncio.subprocess.Process, what: str) -> None:
+    try:
+        await asyncio.wait_for(process.wait(), _KILLED_EXIT_WAIT)
+    except ProcessLookupError:
+        pass
+    except TimeoutError:
+        log.warning(
+            "%s (pid %d) was killed but its exit was not reported within %g s: not waiting",
+            what,
+            process.pid,
+            _KILLED_EXIT_WAIT,
+        )
 
 
 class Template:
@@ -174,10 +190,10 @@ class Template:
 
     async def stop(self) -> None:
         self.alive = False
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            await self.process.wait()
+        for kill in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(self.process.pid, signal.SIGKILL)
+        await _wait_killed(self.process, "a template")
         self.orders.close()
         self.writer.close()
         if self._task is not None:
