@@ -391,6 +391,14 @@ def detail_rows(items: int, repeats: int, idle: float) -> list[tuple[str, Getter
     ]  # fmt: skip
 
 
+#: Detail rows (by their name's start) that show a container count before the RSS, and the
+#: memory reading it comes from.
+_CONTAINER_COUNTS = (
+    ("Containers running", "memory"),
+    ("  after the container idle timeout", "memory_idle"),
+)
+
+
 def detail_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     counts = results["counts"]
     levels = results["levels"]
@@ -402,10 +410,9 @@ def detail_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         cells = [name]
         for lvl in levels:
             text = cell_text(get(lvl), unit)
-            if name.startswith("Containers running"):
-                text = f"{lvl.get('memory', {}).get('containers', '-')} / {text}"
-            elif name.startswith("  after the container idle timeout"):
-                text = f"{lvl.get('memory_idle', {}).get('containers', '-')} / {text}"
+            counted = next((k for p, k in _CONTAINER_COUNTS if name.startswith(p)), None)
+            if counted is not None:  # "<containers> / <their RSS>"
+                text = f"{lvl.get(counted, {}).get('containers', '-')} / {text}"
             cells.append(text)
         body.append(cells)
     return header, body

@@ -22,6 +22,7 @@ import httpx
 from benchmarks.machine import load_average
 from benchmarks.server import APPS_FILE, ServerProcess, cpu_seconds, rss_kb
 from benchmarks.throughput import measure_throughput
+from cove.engine.engine import REAP_INTERVAL
 
 Watch = contextlib.AbstractContextManager[None]
 
@@ -252,9 +253,10 @@ def run_level(
         time.sleep(SETTLE_SECONDS)
         result["memory"] = _memory(server)
         # Containers nobody needs stop once idle for the timeout (the reaper looks every
-        # 5 s at most); what is left are the warm ones the apps ask for.
+        # REAP_INTERVAL at most); what is left are the warm ones the apps ask for.
         log(f"[{label}] idle for the container idle timeout ({counts.idle_timeout_s:g} s)")
-        time.sleep(counts.idle_timeout_s + min(5.0, counts.idle_timeout_s) + SETTLE_SECONDS)
+        idle = counts.idle_timeout_s
+        time.sleep(idle + min(REAP_INTERVAL, idle) + SETTLE_SECONDS)
         result["memory_idle"] = _memory(server)
         result["load_average_after"] = load_average()
         ok = True
@@ -441,11 +443,11 @@ def _memory(server: ServerProcess) -> dict[str, Any]:
     containers: list[dict[str, Any]] = []
     templates = 0
     for pid, function in sorted(server.container_functions().items()):
+        rss = _mb(rss_kb(pid))
         if function == "template":
             templates += 1
-            continue
-        containers.append({"pid": pid, "function": function, "rss_mb": _mb(rss_kb(pid))})
-    containers = [c for c in containers if c["rss_mb"] is not None]  # (not stopped meanwhile)
+        elif rss is not None:  # (None: it stopped meanwhile)
+            containers.append({"pid": pid, "function": function, "rss_mb": rss})
     sizes: list[float] = [c["rss_mb"] for c in containers]
     one = next(
         (c for c in containers if c["function"] == "inc"), containers[0] if containers else None

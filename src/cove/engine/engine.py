@@ -62,6 +62,8 @@ MACHINE_REASONS = ("container_lost",)
 RETRYABLE = ("function_error", "function_timeout", "out_of_memory")
 
 
+#: How often idle containers are looked for (at most; more often with a shorter idle timeout).
+REAP_INTERVAL = 5.0
 #: How long a new request's record may wait for an unreachable database before the client
 #: is answered 503 ``database_unavailable`` (the record withdrawn, so it never appears).
 RECORD_WAIT_SECONDS = 5.0
@@ -219,7 +221,7 @@ class Engine(CallRouter):
 
     async def _reap_idle(self) -> None:
         while True:
-            await asyncio.sleep(min(5.0, self.settings.container_idle_timeout))
+            await asyncio.sleep(min(REAP_INTERVAL, self.settings.container_idle_timeout))
             for pool in self.all_pools():
                 await pool.stop_idle(self.settings.container_idle_timeout)
             self._sync_templates(prepare=False)  # retired code whose last container stopped

@@ -97,9 +97,7 @@ class LocalContainer(Container):
         return msg
 
     async def kill(self) -> None:
-        for kill in (os.killpg, os.kill):  # os.kill: a fork not yet in a session of its own
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(self._pid, signal.SIGKILL)
+        _kill(self._pid)
         self._writer.close()
         await self._reap()
 
@@ -115,6 +113,14 @@ class LocalContainer(Container):
             await self._template.wait_exit(self._pid, _EXIT_REPORT_WAIT)
         self._record.unlink(missing_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)  # the container's ephemeral disk
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL ``pid``'s process group, and ``pid`` itself (a fork not yet in a session of
+    its own)."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
 
 
 async def _wait_killed(process: asyncio.subprocess.Process, what: str) -> None:
@@ -190,9 +196,7 @@ class Template:
 
     async def stop(self) -> None:
         self.alive = False
-        for kill in (os.killpg, os.kill):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(self.process.pid, signal.SIGKILL)
+        _kill(self.process.pid)
         await _wait_killed(self.process, "a template")
         self.orders.close()
         self.writer.close()
