@@ -108,3 +108,21 @@ def test_a_running_request_keeps_a_window_of_journaled_events_in_memory(
     # Readers still get every event, in order: the journal's, then memory's.
     assert [e["id"] for e in _events(client, rid)] == list(range(1, 125))
     assert [e["id"] for e in _events(client, rid, after=100)] == list(range(101, 125))
+
+
+def test_outputs_let_go_from_memory_are_read_from_the_journal(tmp_path: Path) -> None:
+    with deployed_client(tmp_path, "core.py") as client:
+        recent = client.app.state.engine.recent  # type: ignore[attr-defined]
+        recent.output_bytes = 3_000  # room for one output of the three below
+        ids, answers = [], []
+        for n in range(3):
+            r = client.post("/applications/anything?wait=30", json=str(n) * 2_000)
+            assert r.status_code == 200, r.text
+            ids.append(r.headers["X-Cove-Request-Id"])
+            answers.append(r.json())
+        assert recent.held_bytes <= 3_000
+        assert [recent.get(i).output is None for i in ids] == [True, True, False]
+        assert answers[0] == {"got": "0" * 2_000}
+        for request_id, answer in zip(ids, answers, strict=True):
+            r = client.get(f"/applications/anything/requests/{request_id}/output")
+            assert r.status_code == 200 and r.json() == answer

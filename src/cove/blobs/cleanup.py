@@ -210,7 +210,7 @@ class Cleaner:
                     doomed.update(dict.fromkeys(keys, since))
                     await self.engine.store.write(lambda c: _delete_requests(c, ids))
                     for rid in ids:
-                        self.engine.recent.pop(rid, None)
+                        self.engine.recent.discard(rid)
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self._sweep, doomed, report)
             self.first = False

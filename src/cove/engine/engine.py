@@ -13,7 +13,6 @@ import functools
 import logging
 import pickle
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from cove.engine.leases import (
     claim_blob_store,
     replica_id_of,
 )
-from cove.engine.model import Call, Outcome, RequestRun
+from cove.engine.model import Call, RecentOutcomes, RequestRun
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool
 from cove.engine.router import CallRouter, call_row
@@ -121,7 +120,7 @@ class Engine(CallRouter):
         self.leases = Leases(self)  # which replica runs which request (PostgreSQL only)
         self.live: dict[str, RequestRun] = {}
         # Outcomes of recently finished requests, so a waiting client is answered from memory.
-        self.recent: OrderedDict[str, Outcome] = OrderedDict()
+        self.recent = RecentOutcomes()
         # (app, version, function) -> its pool. Applications deployed from one file share
         # the pools of its functions (one set of containers per function of that code).
         self.pools: dict[tuple[str, int, str], Pool] = {}
@@ -484,7 +483,7 @@ class Engine(CallRouter):
         self.driving.add(request_id)  # a lease round must not resume it meanwhile
         try:
             await self.store.write(reopen)
-            self.recent.pop(request_id, None)
+            self.recent.discard(request_id)
             await self._rebuild(request_id, version, "pending")
         finally:
             self.driving.discard(request_id)
@@ -632,8 +631,7 @@ class Engine(CallRouter):
             if not pool.users:
                 await pool.stop()
                 self._shared = {k: p for k, p in self._shared.items() if p is not pool}
-        for rid in [rid for rid, outcome in self.recent.items() if outcome.app == app]:
-            del self.recent[rid]
+        self.recent.discard_app(app)
         await self.deployments.delete(app)
         self._mark_retired()
         self._sync_templates(prepare=False)  # its code's template, unless another app uses it

@@ -599,7 +599,7 @@ class Leases:
         elif channel == "cove_reopened":  # replayed elsewhere: what is remembered is stale
             request_id, _, by = payload.partition(" ")
             if by != self.replica_id:
-                self.engine.recent.pop(request_id, None)
+                self.engine.recent.discard(request_id)
                 self.engine.events.forget(request_id)
         elif payload != self.replica_id:
             self._wake.set()  # leases released, or a deploy: a round now

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,13 @@ if TYPE_CHECKING:
     from cove.engine.deployments import Version
     from cove.engine.pool import Slot
 
+#: Finished requests whose outcome stays in memory, so that a client waiting for one is
+#: answered without a read; an older one is read from the journal.
+RECENT_OUTCOMES = 4096
+#: Bytes of output those outcomes hold together at most. The oldest outputs are let go
+#: first (their outcomes stay, without them): a few large outputs must not keep memory that
+#: the journal holds anyway.
+RECENT_OUTPUT_BYTES = 32 << 20
 FINAL_CALL = ("succeeded", "failed")
 FINAL_REQUEST = ("succeeded", "failed", "cancelled")
 
@@ -101,3 +110,64 @@ class Outcome:
     content_type: str | None
     output: bytes | BlobRef | None  # BlobRef: a returned File, streamed from the blob store
     error: dict[str, Any] | None
+
+    @property
+    def output_let_go(self) -> bool:
+        """Whether it succeeded but its output was not kept in memory (RecentOutcomes): the
+        journal answers for it."""
+        return self.output is None and self.status == "succeeded"
+
+
+class RecentOutcomes:
+    """How the last ``limit`` requests that finished here ended, holding at most
+    ``output_bytes`` of their outputs together (the newest first; an output larger than that
+    is not held at all). An outcome without its output (``output is None`` though it
+    succeeded) is one whose output is read from the journal when asked for."""
+
+    def __init__(
+        self, limit: int = RECENT_OUTCOMES, output_bytes: int = RECENT_OUTPUT_BYTES
+    ) -> None:
+        self.limit = limit
+        self.output_bytes = output_bytes
+        self._outcomes: OrderedDict[str, Outcome] = OrderedDict()
+        self._held: OrderedDict[str, int] = OrderedDict()  # request id -> its output's size
+        self.held_bytes = 0
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._outcomes
+
+    def __len__(self) -> int:
+        return len(self._outcomes)
+
+    def get(self, request_id: str) -> Outcome | None:
+        return self._outcomes.get(request_id)
+
+    def add(self, request_id: str, outcome: Outcome) -> None:
+        self.discard(request_id)
+        size = len(outcome.output) if isinstance(outcome.output, bytes) else 0
+        if size > self.output_bytes:
+            outcome = dataclasses.replace(outcome, output=None)
+        elif size:
+            self._held[request_id] = size
+            self.held_bytes += size
+        self._outcomes[request_id] = outcome
+        while len(self._outcomes) > self.limit:
+            self.discard(next(iter(self._outcomes)))
+        while self.held_bytes > self.output_bytes:
+            oldest, size = self._held.popitem(last=False)
+            self.held_bytes -= size
+            # Replaced, not changed: whoever read the outcome before keeps its output.
+            self._outcomes[oldest] = dataclasses.replace(self._outcomes[oldest], output=None)
+
+    def discard(self, request_id: str) -> None:
+        self._outcomes.pop(request_id, None)
+        self.held_bytes -= self._held.pop(request_id, 0)
+
+    def discard_app(self, app: str) -> None:
+        for request_id in [r for r, o in self._outcomes.items() if o.app == app]:
+            self.discard(request_id)
+
+    def clear(self) -> None:
+        self._outcomes.clear()
+        self._held.clear()
+        self.held_bytes = 0

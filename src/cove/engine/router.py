@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from cove.engine.failures import (
 )
 from cove.engine.failures import failure as make_failure
 from cove.engine.leases import REFUSED, LeaseLost
-from cove.engine.model import Call, Outcome, RequestRun, Waiter
+from cove.engine.model import Call, Outcome, RecentOutcomes, RequestRun, Waiter
 from cove.engine.payloads import Payloads
 from cove.engine.pool import Pool, PoolHooks, Slot
 from cove.engine.settings import Settings
@@ -35,7 +34,6 @@ from cove.store import Store
 from cove.store import journal as j
 
 log = logging.getLogger(__name__)
-RECENT_OUTCOMES = 4096
 #: An outcome whose write met a full disk is written again after this long, until it fits.
 STORAGE_RETRY_SECONDS = 0.5
 
@@ -48,7 +46,7 @@ class CallRouter(PoolHooks):
     payloads: Payloads
     events: EventLog
     live: dict[str, RequestRun]
-    recent: OrderedDict[str, Outcome]
+    recent: RecentOutcomes
     _loop: asyncio.AbstractEventLoop | None
     _drained: asyncio.Event
     #: Outcome writes waiting for room on a full disk (their requests wait meanwhile).
@@ -416,15 +414,9 @@ class CallRouter(PoolHooks):
         """The request is final: wake waiters, stop what still runs for it."""
         run.status = status
         root = run.calls.get("0")
-        self.recent[run.id] = Outcome(
-            run.app,
-            status,
-            root.content_type if root else None,
-            root.output if root and status == "succeeded" else None,
-            error,
-        )
-        while len(self.recent) > RECENT_OUTCOMES:
-            self.recent.popitem(last=False)
+        output = root.output if root and status == "succeeded" else None
+        content_type = root.content_type if root else None
+        self.recent.add(run.id, Outcome(run.app, status, content_type, output, error))
         run.mark_done()
         self.events.finished(run, status, error)
         self.live.pop(run.id, None)

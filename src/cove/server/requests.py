@@ -135,7 +135,7 @@ async def _outcome(request: Request, app: str, request_id: str) -> Outcome:
     """How the request ended (from memory when it ended lately), or its current status."""
     engine = engine_of(request)
     outcome = engine.recent.get(request_id)
-    if outcome is not None and outcome.app == app:
+    if outcome is not None and outcome.app == app and not outcome.output_let_go:
         return outcome
     engine.deployments.get(app)
 
