@@ -190,8 +190,8 @@ def run_level(
         "load_average_before": load_average(),
     }
     profiler = Profiler(profile, level.lower())
-    idle = {"COVE_CONTAINER_IDLE_TIMEOUT": f"{counts.idle_timeout_s:g}"}
-    server = ServerProcess(work / "data", synchronous, env=idle)
+    env = {"COVE_CONTAINER_IDLE_TIMEOUT": f"{counts.idle_timeout_s:g}"}
+    server = ServerProcess(work / "data", synchronous, env=env)
     ok = False
     try:
         log(f"[{label}] SQLite WAL commits: {counts.wal_commits} at FULL, then at NORMAL")

@@ -256,7 +256,7 @@ class EventLog:
     def logs(self, container: str, function: str, lines: list[tuple[Any, ...]]) -> None:
         """Lines a container captured: ``(request_id, call_id, stream, time, level, text)``."""
         for request_id, call_id, stream, at, level, text in lines:
-            feed = self.feeds.get(request_id) or self.recent.get(request_id)
+            feed = self._feed(request_id)
             if feed is None:
                 log.debug("log line of unknown request %s dropped", request_id)
                 continue
@@ -323,7 +323,7 @@ class EventLog:
             return
         for table, seqs in enumerate(last):
             for request_id, seq in seqs.items():
-                feed = self.feeds.get(request_id) or self.recent.get(request_id)
+                feed = self._feed(request_id)
                 if feed is not None:
                     stream = feed.logs if table else feed.events
                     stream.journaled = max(stream.journaled, seq)

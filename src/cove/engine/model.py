@@ -146,7 +146,7 @@ class RecentOutcomes:
         self.discard(request_id)
         size = len(outcome.output) if isinstance(outcome.output, bytes) else 0
         if size > self.output_bytes:
-            outcome = dataclasses.replace(outcome, output=None)
+            outcome = _without_output(outcome)
         elif size:
             self._held[request_id] = size
             self.held_bytes += size
@@ -156,8 +156,7 @@ class RecentOutcomes:
         while self.held_bytes > self.output_bytes:
             oldest, size = self._held.popitem(last=False)
             self.held_bytes -= size
-            # Replaced, not changed: whoever read the outcome before keeps its output.
-            self._outcomes[oldest] = dataclasses.replace(self._outcomes[oldest], output=None)
+            self._outcomes[oldest] = _without_output(self._outcomes[oldest])
 
     def discard(self, request_id: str) -> None:
         self._outcomes.pop(request_id, None)
@@ -171,3 +170,8 @@ class RecentOutcomes:
         self._outcomes.clear()
         self._held.clear()
         self.held_bytes = 0
+
+
+def _without_output(outcome: Outcome) -> Outcome:
+    """A copy without its output: whoever read the outcome before keeps the output."""
+    return dataclasses.replace(outcome, output=None)
