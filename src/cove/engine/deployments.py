@@ -236,7 +236,8 @@ async def _inspect(filename: str, code: bytes) -> dict[str, Any]:
             stderr=asyncio.subprocess.STDOUT,
         )
         try:
-            printed, _ = await asyncio.wait_for(process.communicate(), _INSPECT_TIMEOUT)
+            async with asyncio.timeout(_INSPECT_TIMEOUT):
+                printed, _ = await process.communicate()
         except TimeoutError:
             process.kill()
             raise DeployError(

@@ -177,7 +177,8 @@ class Engine(CallRouter):
         if not self.live:
             return True
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), grace)
+            async with asyncio.timeout(grace):
+                await self._drained.wait()
         return not self.live
 
     async def stop(self) -> None:
@@ -400,7 +401,8 @@ class Engine(CallRouter):
             return future.result()
         while True:
             try:
-                return await asyncio.wait_for(asyncio.shield(future), RECORD_WAIT_SECONDS)
+                async with asyncio.timeout(RECORD_WAIT_SECONDS):
+                    return await asyncio.shield(future)
             except TimeoutError:
                 if self.store.unavailable() and self.store.withdraw(handle):
                     raise _database_unavailable() from None
@@ -444,7 +446,8 @@ class Engine(CallRouter):
         watcher: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         run.watchers.append(watcher)
         try:
-            await asyncio.wait_for(watcher, timeout)
+            async with asyncio.timeout(timeout):
+                await watcher
         except TimeoutError:
             pass
         finally:

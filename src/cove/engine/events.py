@@ -391,7 +391,8 @@ class EventLog:
             if feed is None or feed.done or changed is None:
                 return
             try:
-                await asyncio.wait_for(changed.wait(), keepalive)
+                async with asyncio.timeout(keepalive):
+                    await changed.wait()
             except TimeoutError:
                 yield None
 

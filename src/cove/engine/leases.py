@@ -399,7 +399,8 @@ class Leases:
     async def _keep(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.ttl / 3)
+                async with asyncio.timeout(self.ttl / 3):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.round()
@@ -536,7 +537,8 @@ class Leases:
                 if row is None or row["status"] in FINAL or left <= 0:
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(left, POLL_SECONDS))
+                    async with asyncio.timeout(min(left, POLL_SECONDS)):
+                        await event.wait()
                 event.clear()
         finally:
             waiters = self._waiting.get(request_id, set())

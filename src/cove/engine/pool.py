@@ -364,7 +364,8 @@ class Pool:
         container, began = None, time.monotonic()
         try:
             container = await self.runtime.start(spec)
-            first = await asyncio.wait_for(container.recv(), self.start_timeout)
+            async with asyncio.timeout(self.start_timeout):
+                first = await container.recv()
         except TimeoutError:
             first = ("init_failed", _init_timeout(self.name, self.start_timeout))
         except Exception as exc:

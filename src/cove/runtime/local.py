@@ -125,7 +125,8 @@ def _kill(pid: int) -> None:
 
 async def _wait_killed(process: asyncio.subprocess.Process, what: str) -> None:
     try:
-        await asyncio.wait_for(process.wait(), _KILLED_EXIT_WAIT)
+        async with asyncio.timeout(_KILLED_EXIT_WAIT):
+            await process.wait()
     except ProcessLookupError:
         pass
     except TimeoutError:
@@ -187,11 +188,13 @@ class Template:
         self._forks[order[1]] = future
         # A few hundred bytes with one descriptor: the blocking send does not wait.
         socket.send_fds(self.orders, [pickle.dumps(order)], [channel.fileno()])
-        return await asyncio.wait_for(future, 30)
+        async with asyncio.timeout(30):
+            return await future
 
     async def wait_exit(self, pid: int, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._exit_event(pid).wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._exit_event(pid).wait()
         self._exit_events.pop(pid, None)
 
     async def stop(self) -> None:
@@ -391,7 +394,8 @@ class LocalProcessRuntime(ContainerRuntime):
         reader, writer = await asyncio.open_unix_connection(sock=reports_parent)
         template = Template(process, orders_parent, reader, writer)
         try:
-            first = await asyncio.wait_for(read_frame(reader), 120)
+            async with asyncio.timeout(120):
+                first = await read_frame(reader)
         except BaseException:  # too slow, or given up (retain): it must not linger
             await self._drop(template)
             raise

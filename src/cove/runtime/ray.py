@@ -122,8 +122,8 @@ class RayContainer(Container):
             tick += 1
             try:
                 ref = self.actor.usage.remote(tick % 4 == 0)
-                memory, disk = await asyncio.wait_for(asyncio.wrap_future(ref.future()),
-                                                      _MONITOR_TIMEOUT)  # fmt: skip
+                async with asyncio.timeout(_MONITOR_TIMEOUT):
+                    memory, disk = await asyncio.wrap_future(ref.future())
             except (RayActorError, TimeoutError):
                 # Its node or process died (or hangs): the calls it held are lost.
                 if not self._gone:
@@ -238,7 +238,8 @@ class RayRuntime(ContainerRuntime):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         try:
-            token = await asyncio.wait_for(reader.readexactly(TOKEN_BYTES), 30)
+            async with asyncio.timeout(30):
+                token = await reader.readexactly(TOKEN_BYTES)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             writer.close()
             return
@@ -268,10 +269,10 @@ class RayRuntime(ContainerRuntime):
         try:
             ref = actor.info.remote()
             # Placed, its code written and its channel connected (or it could not start).
-            node_id, pid = await asyncio.wait_for(
-                asyncio.wrap_future(ref.future()), self.start_timeout
-            )
-            reader, writer = await asyncio.wait_for(connected, 30)
+            async with asyncio.timeout(self.start_timeout):
+                node_id, pid = await asyncio.wrap_future(ref.future())
+            async with asyncio.timeout(30):
+                reader, writer = await connected
         except BaseException as exc:
             self._pending.pop(token, None)
             with contextlib.suppress(Exception):
